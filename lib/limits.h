@@ -1,0 +1,36 @@
+/* Limits and defaults, with their units and where they come from. */
+#ifndef HW_LIMITS_H
+#define HW_LIMITS_H
+
+/* SMTP (defaults from Haraka's core configuration, each settable). */
+#define HW_MESSAGE_MAX_DEFAULT 26214400   /* bytes; Haraka max.bytes, advertised in SIZE */
+#define HW_CMD_MAX_DEFAULT 512            /* bytes with CRLF; RFC 5321 4.5.3.1.4, Haraka max.line_length */
+#define HW_CMD_MAX_LIMIT 65536            /* bytes; the largest command line a setting may allow */
+#define HW_HEADER_LINES_DEFAULT 1000      /* lines; Haraka headers.max_lines */
+#define HW_RECEIVED_MAX_DEFAULT 100       /* Received: headers; Haraka headers.max_received (mail loop) */
+#define HW_RCPT_MAX_DEFAULT 100           /* recipients; RFC 5321 4.5.3.1.8 minimum */
+#define HW_IDLE_TIMEOUT_MS_DEFAULT 300000 /* ms; Haraka inactivity_timeout */
+#define HW_BAD_COMMANDS_DEFAULT 10        /* Haraka max_unrecognized_commands */
+#define HW_SPOOL_MIN_FREE_DEFAULT 104857600 /* bytes free below which MAIL gets 452 4.3.1 */
+
+#define HW_ADDR_MAX 256                   /* bytes; RFC 5321 4.5.3.1.3 path length */
+#define HW_HELO_MAX 255                   /* bytes kept of the HELO argument */
+#define HW_HOSTNAME_MAX 255               /* bytes; RFC 1035 */
+#define HW_IP_MAX 64                      /* textual IPv6 with scope, and then some */
+#define HW_TLS_DESC_MAX 128               /* "TLS1.3 with cipher ..." */
+#define HW_IO_BUFFER 65536                /* bytes of each buffered reader/writer */
+
+/* Webhook and decision API. */
+#define HW_TIMEOUT_MS_DEFAULT 10000       /* ms; haraka-webhook WEBHOOK_TIMEOUT_MS */
+#define HW_RETRY_INTERVAL_MS_DEFAULT 30000
+#define HW_RETRY_MAX_INTERVAL_MS_DEFAULT 3600000
+#define HW_CONCURRENCY_DEFAULT 8          /* parallel webhook POSTs */
+#define HW_CONCURRENCY_LIMIT 256
+#define HW_URL_MAX 2048
+#define HW_SECRET_MAX 1024
+
+/* Spool. */
+#define HW_QID_LEN 33                     /* 16 digits of microseconds, '-', 16 hex digits */
+#define HW_TMP_STALE_SEC 21600            /* tmp/ items untouched this long belong to dead sessions */
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * The spool: the only code that builds spool paths.
+ *
+ * Layout under SPOOL_DIR (directories 0700, files 0600):
+ *
+ *   tmp/ID                       S1 being received (not yet acknowledged)
+ *   pending/ID                   S2 committed, never attempted (or requeued);
+ *                                   hw-flush.path watches this directory
+ *   processing/ID.N              S3 claimed by the running hw-flush; N attempts
+ *                                   made before this one
+ *   deferred/ID.N.DUE            S4 N attempts failed; due again at DUE (Unix ms)
+ *   dead/ID  and  dead/ID.reason S5 given up: the item and why
+ *
+ * Legal moves, each one rename(2) followed by an fsync of the target
+ * directory:
+ *   S1 -> S2   spool_commit   (data fsynced first; the 250 comes after)
+ *   S1 -> gone spool_abort    (never acknowledged)
+ *   S2 -> S3   spool_claim    (the rename is the lock: one claimer wins)
+ *   S4 -> S3   spool_claim
+ *   S3 -> gone spool_done     (webhook said 2xx)
+ *   S3 -> S4   spool_defer
+ *   S3 -> S5   spool_bury     (reason written first; a reason without its
+ *                              item is an orphan and is ignored)
+ *   S3 -> S4   spool_recover  (left by a run that died; due at once)
+ *   S5 -> S2   spool_requeue
+ *
+ * Deferred items live apart from pending/ so that the level-triggered
+ * DirectoryNotEmpty= of hw-flush.path never stays true because of mail
+ * that is waiting for its retry time. State lives in the names, so the
+ * item file is written once and a scan is a readdir, not a read per item.
+ *
+ * An item file is an envelope block, an empty line, then the message
+ * exactly as received (with our Received: header first):
+ *
+ *   hw-spool 1
+ *   id 1763729000123456-8f3a0c1b2e4d5a6f
+ *   received 1763729000123
+ *   remote-ip 192.0.2.1
+ *   remote-port 51234
+ *   helo mx.example.net
+ *   tls TLS1.3/AES-256-GCM        ("-" without TLS)
+ *   sender alice@example.net      (empty value for <>)
+ *   rcpt bob@example.com          (one line per recipient)
+ *   <empty line>
+ *   Received: from ...
+ *
+ * `sed '1,/^$/d' pending/ID` prints the message. Envelope values never
+ * hold CR, LF or NUL (the writer replaces them).
+ *
+ * Queue ids: 16 decimal digits of Unix microseconds, '-', 16 hex digits
+ * from getrandom(2): sortable by time, unique across hosts, safe as names.
+ */
+#ifndef HW_SPOOL_H
+#define HW_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "limits.h"
+
+enum spool_dir {
+        SPOOL_TMP,
+        SPOOL_PENDING,
+        SPOOL_PROCESSING,
+        SPOOL_DEFERRED,
+        SPOOL_DEAD,
+        _SPOOL_DIR_MAX,
+};
+
+/* System calls the spool makes that can fail with a full or broken disk.
+ * Tests replace them to inject ENOSPC or EIO. Each returns 0 / -1+errno
+ * (write: bytes written / -1+errno), like the calls they stand for. */
+struct spool_io {
+        ssize_t (*write)(int fd, const void *buf, size_t len);
+        int (*fsync)(int fd);
+        int (*renameat)(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+};
+extern const struct spool_io spool_io_system;
+
+struct spool {
+        int root_fd;
+        int dir_fd[_SPOOL_DIR_MAX];
+        const struct spool_io *io;
+};
+
+struct envelope {
+        char id[HW_QID_LEN + 1];
+        int64_t received_ms;
+        char remote_ip[HW_IP_MAX];
+        unsigned remote_port;
+        char helo[HW_HELO_MAX + 1];
+        char tls[HW_TLS_DESC_MAX];         /* empty without TLS */
+        char sender[HW_ADDR_MAX + 1];      /* empty for <> */
+        char (*rcpt)[HW_ADDR_MAX + 1];
+        size_t rcpt_count;
+        size_t rcpt_capacity;
+};
+
+/* A message being written to tmp/. */
+struct spool_item {
+        struct spool *spool;
+        int fd;
+        char id[HW_QID_LEN + 1];
+        uint64_t bytes;                    /* message bytes (after the envelope) */
+        int error;                         /* first write error, -errno; sticky */
+        size_t buffered;
+        char buf[HW_IO_BUFFER];
+};
+
+/* Opens SPOOL_DIR and its subdirectories, creating missing ones (0700). */
+int spool_open(struct spool *s, const char *root);
+void spool_close(struct spool *s);
+
+/* Free bytes for an unprivileged writer in the spool's file system. */
+int spool_free_bytes(const struct spool *s, uint64_t *free_bytes);
+
+/* A new queue id (see above). */
+int spool_new_id(char id[HW_QID_LEN + 1]);
+/* Receipt time of an id in Unix ms, or -1 if the id is malformed. */
+int64_t spool_id_time_ms(const char *id);
+
+int envelope_init(struct envelope *env, size_t rcpt_capacity);
+int envelope_add_rcpt(struct envelope *env, const char *addr);
+void envelope_reset(struct envelope *env);     /* forget sender and recipients */
+void envelope_free(struct envelope *env);
+
+/* S1: creates tmp/ID (env->id) and writes the envelope block. */
+int spool_create(struct spool *s, const struct envelope *env, struct spool_item *item);
+/* Message bytes, buffered; errors are sticky and reported by commit. */
+int spool_write(struct spool_item *item, const void *data, size_t len);
+/* Flushes what is buffered so the whole message is in the file. */
+int spool_flush(struct spool_item *item);
+/* S1 -> S2, durably: flush, fsync, close, rename, fsync pending/. */
+int spool_commit(struct spool_item *item);
+/* S1 -> gone. Safe to call after a failed commit. */
+void spool_abort(struct spool_item *item);
+
+/* Reads the envelope block of an open item file. On success *body_offset
+ * is where the message starts. */
+int envelope_read(int fd, struct envelope *env, off_t *body_offset);
+
+/* Queue side (spool_queue.c) -------------------------------------------- */
+
+struct spool_entry {
+        char id[HW_QID_LEN + 1];
+        enum spool_dir dir;
+        unsigned attempts;                 /* attempts already made */
+        int64_t due_ms;                    /* deferred: when due; else 0 */
+        char name[HW_QID_LEN + 48];        /* the file name in dir */
+};
+
+/* Parses a file name of dir into e; -EINVAL for names that are not items. */
+int spool_entry_parse(enum spool_dir dir, const char *name, struct spool_entry *e);
+
+/* Calls fn for every item in dir (readdir only, no stat or read). */
+int spool_scan(struct spool *s, enum spool_dir dir,
+               int (*fn)(const struct spool_entry *e, void *userdata), void *userdata);
+
+/* S2/S4 -> S3. -ENOENT when another runner claimed it first. On success
+ * *claimed describes the item in processing/ and *fd is open on it. */
+int spool_claim(struct spool *s, const struct spool_entry *e, struct spool_entry *claimed, int *fd);
+int spool_done(struct spool *s, const struct spool_entry *e);
+int spool_defer(struct spool *s, const struct spool_entry *e, unsigned attempts, int64_t due_ms);
+int spool_bury(struct spool *s, const struct spool_entry *e, const char *reason_text);
+int spool_recover(struct spool *s, int64_t now_ms);
+int spool_requeue(struct spool *s, const char *id);
+int spool_clean_tmp(struct spool *s, int64_t now_ms);
+
+#endif

@@ -1,0 +1,66 @@
+/* Buffered, deadlined SMTP I/O over a replaceable transport (plain fds or
+ * TLS), so the session never knows whether TLS is on. Replies are buffered
+ * and flushed before every blocking read: pipelined commands get their
+ * replies in one write, and a client waiting for a reply always gets it. */
+#ifndef HW_IO_H
+#define HW_IO_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "limits.h"
+
+struct io_transport {
+        /* > 0 bytes read, 0 end of input, -ETIMEDOUT after timeout_ms
+         * without input, other -errno on errors. */
+        ssize_t (*read)(void *ctx, void *buf, size_t len, int timeout_ms);
+        /* Writes all of buf: 0 or -errno. */
+        int (*write)(void *ctx, const void *buf, size_t len);
+        void *ctx;
+};
+
+struct io {
+        struct io_transport transport;
+        int timeout_ms;
+        size_t rpos, rlen;
+        size_t wlen;
+        char rbuf[HW_IO_BUFFER];
+        char wbuf[HW_IO_BUFFER];
+};
+
+/* The transport of plain file descriptors (fd 0 and 1 under inetd). */
+struct io_plain {
+        int in_fd;
+        int out_fd;
+};
+void io_plain_transport(struct io_plain *fds, struct io_transport *t);
+
+void io_init(struct io *io, const struct io_transport *t, int timeout_ms);
+
+/* Switches transport (after the TLS handshake). Input buffered from the
+ * old transport is dropped: nothing sent before the handshake may be
+ * taken as a command after it (CVE-2011-0411). Returns how many bytes
+ * were dropped. */
+size_t io_switch_transport(struct io *io, const struct io_transport *t);
+
+/* Bytes of input already buffered (read but not consumed). */
+size_t io_buffered_input(const struct io *io);
+
+/* Reads one line ended by LF into line (without CR LF, NUL-terminated).
+ * 0 on success; -E2BIG if the line (with its CR LF) is longer than max
+ * bytes: the rest of it is read and dropped so the session stays in step;
+ * -EBADMSG if it holds a NUL byte; 0 bytes/-ENODATA at end of input;
+ * -ETIMEDOUT, or another -errno. */
+int io_getline(struct io *io, char *line, size_t max, size_t *len);
+
+/* Makes buffered input available: on success *data/*len point into the
+ * read buffer (at least one byte). Consume with io_consume(). */
+int io_peek(struct io *io, const char **data, size_t *len);
+void io_consume(struct io *io, size_t n);
+
+int io_write(struct io *io, const void *data, size_t len);
+int io_printf(struct io *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int io_flush(struct io *io);
+
+#endif
