@@ -1,0 +1,78 @@
+/* Configuration from the environment (haraka-webhook's variable names). */
+#ifndef HW_CONFIG_H
+#define HW_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "limits.h"
+
+enum decision_mode {
+        DECISION_MODE_MINIMAL,
+        DECISION_MODE_SUMMARY,
+        DECISION_MODE_FULL,
+};
+
+struct hw_config {
+        /* webhook delivery (hw-flush) */
+        char webhook_url[HW_URL_MAX];
+        char webhook_role_url[HW_URL_MAX];
+        char signing_key[HW_SECRET_MAX];
+        uint64_t timeout_ms;
+        char **role_addresses;            /* NULL-terminated, lower case */
+        uint64_t retry_interval_ms;
+        uint64_t retry_max_interval_ms;
+        uint64_t max_retry_age_ms;        /* 0 = forever */
+        unsigned concurrency;             /* FLUSH_CONCURRENCY */
+        char webhook_ca_file[1024];       /* WEBHOOK_CA_FILE: CA bundle for https webhooks; empty = system's */
+
+        /* decision API (hw-receive) */
+        char decision_url[HW_URL_MAX];
+        char decision_token[HW_SECRET_MAX];
+        enum decision_mode decision_mode;
+
+        /* recipient policy */
+        bool accept_all_recipients;
+        char **accepted_domains;          /* NULL-terminated, lower case */
+
+        /* TLS */
+        char tls_cert_path[1024];
+        char tls_key_path[1024];
+
+        /* SMTP limits */
+        char hostname[HW_HOSTNAME_MAX + 1];
+        uint64_t max_message_bytes;
+        unsigned max_line_length;
+        unsigned max_header_lines;
+        unsigned max_received;
+        unsigned max_recipients;
+        uint64_t idle_timeout_ms;
+        unsigned max_bad_commands;
+        char **proxy_trusted;             /* PROXY protocol peers, NULL-terminated */
+
+        /* spool */
+        char spool_dir[1024];
+        uint64_t spool_min_free_bytes;
+};
+
+/* Fills cfg from the environment (and $CREDENTIALS_DIRECTORY). On a bad
+ * value returns -EINVAL and writes a message naming the variable to err. */
+int config_load(struct hw_config *cfg, char *err, size_t errlen);
+
+/* What hw-flush needs beyond config_load: a usable WEBHOOK_URL. */
+int config_check_flush(const struct hw_config *cfg, char *err, size_t errlen);
+
+void config_free(struct hw_config *cfg);
+
+/* True when addr's local part (before the last '@') is a role address. */
+bool config_is_role_address(const struct hw_config *cfg, const char *addr);
+
+/* True when RCPT TO:<addr> passes the recipient policy. */
+bool config_accepts_recipient(const struct hw_config *cfg, const char *addr);
+
+/* Prints the settings, secrets masked, for --check-config. */
+void config_print(const struct hw_config *cfg, FILE *out);
+
+#endif
