@@ -9,6 +9,7 @@
 #define HW_HEADER_LINES_DEFAULT 1000      /* lines; Haraka headers.max_lines */
 #define HW_RECEIVED_MAX_DEFAULT 100       /* Received: headers; Haraka headers.max_received (mail loop) */
 #define HW_RCPT_MAX_DEFAULT 100           /* recipients; RFC 5321 4.5.3.1.8 minimum */
+#define HW_RCPT_LIMIT 1000                /* the most a setting may allow (bounds the envelope) */
 #define HW_IDLE_TIMEOUT_MS_DEFAULT 300000 /* ms; Haraka inactivity_timeout */
 #define HW_BAD_COMMANDS_DEFAULT 10        /* Haraka max_unrecognized_commands */
 #define HW_SPOOL_MIN_FREE_DEFAULT 104857600 /* bytes free below which MAIL gets 452 4.3.1 */

@@ -104,10 +104,14 @@ struct spool_item {
         int fd;
         char id[HW_QID_LEN + 1];
         uint64_t bytes;                    /* message bytes (after the envelope) */
+        off_t message_offset;              /* where the message starts in the file */
         int error;                         /* first write error, -errno; sticky */
         size_t buffered;
         char buf[HW_IO_BUFFER];
 };
+
+/* "tmp", "pending", ... for messages and logs. */
+const char *spool_dir_name(enum spool_dir dir);
 
 /* Opens SPOOL_DIR and its subdirectories, creating missing ones (0700). */
 int spool_open(struct spool *s, const char *root);
@@ -130,6 +134,8 @@ void envelope_free(struct envelope *env);
 int spool_create(struct spool *s, const struct envelope *env, struct spool_item *item);
 /* Message bytes, buffered; errors are sticky and reported by commit. */
 int spool_write(struct spool_item *item, const void *data, size_t len);
+/* A read-only descriptor of the item in tmp/ (for the decision API). */
+int spool_item_open_read(const struct spool_item *item);
 /* Flushes what is buffered so the whole message is in the file. */
 int spool_flush(struct spool_item *item);
 /* S1 -> S2, durably: flush, fsync, close, rename, fsync pending/. */
@@ -167,5 +173,10 @@ int spool_bury(struct spool *s, const struct spool_entry *e, const char *reason_
 int spool_recover(struct spool *s, int64_t now_ms);
 int spool_requeue(struct spool *s, const char *id);
 int spool_clean_tmp(struct spool *s, int64_t now_ms);
+/* Reads dead/ID.reason into buf (NUL-terminated, truncated to len). */
+int spool_dead_reason(struct spool *s, const char *id, char *buf, size_t len);
+/* Takes the run lock (flock on SPOOL_DIR/flush.lock); returns its fd, to be
+ * closed at the end of the run. Without wait, -EBUSY when it is held. */
+int spool_lock(struct spool *s, bool wait);
 
 #endif

@@ -49,12 +49,13 @@ size_t io_buffered_input(const struct io *io);
 
 /* Reads one line ended by LF into line (without CR LF, NUL-terminated).
  * 0 on success; -E2BIG if the line (with its CR LF) is longer than max
- * bytes: the rest of it is read and dropped so the session stays in step;
- * -EBADMSG if it holds a NUL byte; 0 bytes/-ENODATA at end of input;
+ * bytes: the rest of it is read and dropped so the session stays in step
+ * (line must hold max + 1 bytes);
+ * -EBADMSG if it holds a NUL byte; -ENODATA at end of input;
  * -ETIMEDOUT, or another -errno. */
 int io_getline(struct io *io, char *line, size_t max, size_t *len);
 
-/* Makes buffered input available: on success *data/*len point into the
+/* Makes buffered input available: on success *data and *len point into the
  * read buffer (at least one byte). Consume with io_consume(). */
 int io_peek(struct io *io, const char **data, size_t *len);
 void io_consume(struct io *io, size_t n);

@@ -1,0 +1,118 @@
+/* Logging. Under journald (JOURNAL_STREAM names our stderr) plain messages
+ * are stderr lines with a <priority> prefix and records go through
+ * sd_journal_sendv(), so their fields can be queried. libsystemd is loaded
+ * on the first record: linking it would add about half a millisecond to
+ * every hw-receive start, and a session that only says QUIT logs nothing.
+ * Elsewhere everything is a readable stderr line. */
+#include "log.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#define LOG_FIELDS_MAX 32
+#define LOG_LINE_MAX 2048
+
+typedef int (*log_sendv_fn)(const struct iovec *iov, int n);
+
+static const char *log_program = "hw-webhook";
+static bool log_to_journal;
+static log_sendv_fn log_sendv;
+static bool log_sendv_tried;
+
+static bool log_stderr_is_journal(void)
+{
+        const char *stream = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (!stream || sscanf(stream, "%llu:%llu", &dev, &ino) != 2)
+                return false;
+        if (fstat(2, &st) < 0)
+                return false;
+        return st.st_dev == dev && st.st_ino == ino;
+}
+
+void log_init(const char *program)
+{
+        log_program = program;
+        log_to_journal = log_stderr_is_journal();
+}
+
+static log_sendv_fn log_journal_sendv(void)
+{
+        void *lib;
+
+        if (log_sendv_tried)
+                return log_sendv;
+        log_sendv_tried = true;
+        lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+        if (lib)
+                log_sendv = (log_sendv_fn)dlsym(lib, "sd_journal_sendv");
+        return log_sendv;
+}
+
+static void log_line(int priority, const char *text)
+{
+        if (log_to_journal)
+                fprintf(stderr, "<%d>%s\n", priority, text);
+        else
+                fprintf(stderr, "%s: %s\n", log_program, text);
+        fflush(stderr);
+}
+
+void log_msg(int priority, const char *fmt, ...)
+{
+        char text[LOG_LINE_MAX];
+        int saved = errno;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        log_line(priority, text);
+        errno = saved;
+}
+
+static bool log_record_journal(int priority, const char *message, const char *const *fields)
+{
+        char msg[LOG_LINE_MAX], prio[16], ident[64];
+        struct iovec iov[LOG_FIELDS_MAX + 3];
+        log_sendv_fn sendv = log_journal_sendv();
+        int n = 0;
+
+        if (!sendv)
+                return false;
+        snprintf(msg, sizeof(msg), "MESSAGE=%s", message);
+        snprintf(prio, sizeof(prio), "PRIORITY=%d", priority);
+        snprintf(ident, sizeof(ident), "SYSLOG_IDENTIFIER=%s", log_program);
+        iov[n++] = (struct iovec){ msg, strlen(msg) };
+        iov[n++] = (struct iovec){ prio, strlen(prio) };
+        iov[n++] = (struct iovec){ ident, strlen(ident) };
+        for (size_t i = 0; fields && fields[i] && n < LOG_FIELDS_MAX + 3; i++)
+                iov[n++] = (struct iovec){ (void *)fields[i], strlen(fields[i]) };
+        return sendv(iov, n) >= 0;
+}
+
+void log_record(int priority, const char *message, const char *const *fields)
+{
+        char line[LOG_LINE_MAX];
+        size_t len;
+        int saved = errno;
+
+        if (log_to_journal && log_record_journal(priority, message, fields)) {
+                errno = saved;
+                return;
+        }
+        len = (size_t)snprintf(line, sizeof(line), "%s", message);
+        for (size_t i = 0; fields && fields[i] && len < sizeof(line); i++)
+                len += (size_t)snprintf(line + len, sizeof(line) - len, " %s", fields[i]);
+        log_line(priority, line);
+        errno = saved;
+}

@@ -1,0 +1,416 @@
+/* The spool's layout, queue ids, the envelope block and the receive side
+ * (S1 -> S2). The format and the states are described in spool.h. */
+#include "spool.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SPOOL_MAGIC "hw-spool 1\n"
+/* The largest envelope block: HW_RCPT_LIMIT recipients and the rest. */
+#define ENVELOPE_MAX (16 * 1024 + HW_RCPT_LIMIT * (HW_ADDR_MAX + 8))
+
+static const char *const spool_dir_names[_SPOOL_DIR_MAX] = {
+        [SPOOL_TMP] = "tmp",
+        [SPOOL_PENDING] = "pending",
+        [SPOOL_PROCESSING] = "processing",
+        [SPOOL_DEFERRED] = "deferred",
+        [SPOOL_DEAD] = "dead",
+};
+
+static int spool_sys_fsync(int fd)
+{
+        return fsync(fd);
+}
+
+const struct spool_io spool_io_system = {
+        .write = write,
+        .fsync = spool_sys_fsync,
+        .renameat = renameat,
+};
+
+const char *spool_dir_name(enum spool_dir dir)
+{
+        return spool_dir_names[dir];
+}
+
+int spool_open(struct spool *s, const char *root)
+{
+        int r;
+
+        s->io = &spool_io_system;
+        for (int i = 0; i < _SPOOL_DIR_MAX; i++)
+                s->dir_fd[i] = -1;
+        if (mkdir(root, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        s->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->root_fd < 0)
+                return -errno;
+        for (int i = 0; i < _SPOOL_DIR_MAX; i++) {
+                if (mkdirat(s->root_fd, spool_dir_names[i], 0700) < 0 && errno != EEXIST)
+                        goto fail;
+                s->dir_fd[i] = openat(s->root_fd, spool_dir_names[i],
+                                      O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (s->dir_fd[i] < 0)
+                        goto fail;
+        }
+        return 0;
+fail:
+        r = -errno;
+        spool_close(s);
+        return r;
+}
+
+void spool_close(struct spool *s)
+{
+        for (int i = 0; i < _SPOOL_DIR_MAX; i++) {
+                if (s->dir_fd[i] >= 0)
+                        close(s->dir_fd[i]);
+                s->dir_fd[i] = -1;
+        }
+        if (s->root_fd >= 0)
+                close(s->root_fd);
+        s->root_fd = -1;
+}
+
+int spool_free_bytes(const struct spool *s, uint64_t *free_bytes)
+{
+        struct statvfs st;
+
+        if (fstatvfs(s->root_fd, &st) < 0)
+                return -errno;
+        *free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
+        return 0;
+}
+
+int spool_new_id(char id[HW_QID_LEN + 1])
+{
+        struct timespec now;
+        uint64_t random_bits;
+
+        if (clock_gettime(CLOCK_REALTIME, &now) < 0)
+                return -errno;
+        if (getrandom(&random_bits, sizeof(random_bits), 0) != sizeof(random_bits))
+                return -EIO;
+        snprintf(id, HW_QID_LEN + 1, "%016" PRIu64 "-%016" PRIx64,
+                 (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000, random_bits);
+        return 0;
+}
+
+int64_t spool_id_time_ms(const char *id)
+{
+        int64_t us = 0;
+
+        for (int i = 0; i < 16; i++) {
+                if (!isdigit((unsigned char)id[i]))
+                        return -1;
+                us = us * 10 + (id[i] - '0');
+        }
+        if (id[16] != '-')
+                return -1;
+        for (int i = 17; i < HW_QID_LEN; i++)
+                if (!isxdigit((unsigned char)id[i]) || isupper((unsigned char)id[i]))
+                        return -1;
+        return us / 1000;
+}
+
+int envelope_init(struct envelope *env, size_t rcpt_capacity)
+{
+        memset(env, 0, sizeof(*env));
+        env->rcpt = calloc(rcpt_capacity ? rcpt_capacity : 1, sizeof(*env->rcpt));
+        if (!env->rcpt)
+                return -ENOMEM;
+        env->rcpt_capacity = rcpt_capacity;
+        return 0;
+}
+
+int envelope_add_rcpt(struct envelope *env, const char *addr)
+{
+        if (env->rcpt_count >= env->rcpt_capacity)
+                return -E2BIG;
+        if (strlen(addr) > HW_ADDR_MAX)
+                return -ENAMETOOLONG;
+        strcpy(env->rcpt[env->rcpt_count++], addr);
+        return 0;
+}
+
+void envelope_reset(struct envelope *env)
+{
+        env->id[0] = '\0';
+        env->sender[0] = '\0';
+        env->rcpt_count = 0;
+}
+
+void envelope_free(struct envelope *env)
+{
+        free(env->rcpt);
+        env->rcpt = NULL;
+        env->rcpt_capacity = env->rcpt_count = 0;
+}
+
+static int spool_write_all(const struct spool_io *io, int fd, const char *p, size_t len)
+{
+        while (len) {
+                ssize_t n = io->write(fd, p, len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+/* Envelope values are single lines: anything that could break the block's
+ * format becomes '?'. */
+static size_t envelope_put(char *buf, size_t size, size_t at, const char *key, const char *value)
+{
+        size_t n;
+
+        if (at >= size)
+                return at;
+        n = (size_t)snprintf(buf + at, size - at, "%s %s\n", key, value);
+        if (at + n >= size)
+                return size;
+        for (char *p = buf + at + strlen(key) + 1; *p != '\n'; p++)
+                if (*p == '\r' || *p == '\0')
+                        *p = '?';
+        return at + n;
+}
+
+static int envelope_format(const struct envelope *env, char *buf, size_t size, size_t *len)
+{
+        char number[32];
+        size_t at = 0;
+
+        at = (size_t)snprintf(buf, size, "%s", SPOOL_MAGIC);
+        at = envelope_put(buf, size, at, "id", env->id);
+        snprintf(number, sizeof(number), "%" PRId64, env->received_ms);
+        at = envelope_put(buf, size, at, "received", number);
+        at = envelope_put(buf, size, at, "remote-ip", env->remote_ip);
+        snprintf(number, sizeof(number), "%u", env->remote_port);
+        at = envelope_put(buf, size, at, "remote-port", number);
+        at = envelope_put(buf, size, at, "helo", env->helo);
+        at = envelope_put(buf, size, at, "tls", env->tls[0] ? env->tls : "-");
+        at = envelope_put(buf, size, at, "sender", env->sender);
+        for (size_t i = 0; i < env->rcpt_count; i++)
+                at = envelope_put(buf, size, at, "rcpt", env->rcpt[i]);
+        if (at + 1 >= size)
+                return -E2BIG;
+        buf[at++] = '\n';
+        *len = at;
+        return 0;
+}
+
+int spool_create(struct spool *s, const struct envelope *env, struct spool_item *item)
+{
+        size_t size = ENVELOPE_MAX, len = 0;
+        char *block;
+        int r;
+
+        item->spool = s;
+        item->bytes = 0;
+        item->error = 0;
+        item->buffered = 0;
+        strcpy(item->id, env->id);
+        /* S1: O_EXCL so a colliding id can never overwrite another item. */
+        item->fd = openat(s->dir_fd[SPOOL_TMP], item->id,
+                          O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (item->fd < 0)
+                return -errno;
+        block = malloc(size);
+        r = block ? envelope_format(env, block, size, &len) : -ENOMEM;
+        if (r >= 0)
+                r = spool_write_all(s->io, item->fd, block, len);
+        item->message_offset = (off_t)len;
+        free(block);
+        if (r < 0) {
+                spool_abort(item);
+                return r;
+        }
+        return 0;
+}
+
+int spool_item_open_read(const struct spool_item *item)
+{
+        int fd = openat(item->spool->dir_fd[SPOOL_TMP], item->id, O_RDONLY | O_CLOEXEC);
+
+        return fd < 0 ? -errno : fd;
+}
+
+int spool_flush(struct spool_item *item)
+{
+        if (!item->error && item->buffered)
+                item->error = spool_write_all(item->spool->io, item->fd, item->buf, item->buffered);
+        item->buffered = 0;
+        return item->error;
+}
+
+int spool_write(struct spool_item *item, const void *data, size_t len)
+{
+        const char *p = data;
+
+        item->bytes += len;
+        while (len && !item->error) {
+                size_t n = sizeof(item->buf) - item->buffered;
+
+                if (n > len)
+                        n = len;
+                memcpy(item->buf + item->buffered, p, n);
+                item->buffered += n;
+                p += n;
+                len -= n;
+                if (item->buffered == sizeof(item->buf))
+                        spool_flush(item);
+        }
+        return item->error;
+}
+
+int spool_commit(struct spool_item *item)
+{
+        const struct spool_io *io = item->spool->io;
+        int r = spool_flush(item);
+
+        /* The order is the promise: data on disk, then the name in pending/,
+         * then that name on disk; only then may the caller say 250. */
+        if (r >= 0 && io->fsync(item->fd) < 0)
+                r = -errno;
+        /* close() is checked: some file systems report write errors here. */
+        if (close(item->fd) < 0 && r >= 0)
+                r = -errno;
+        item->fd = -1;
+        if (r >= 0 && io->renameat(item->spool->dir_fd[SPOOL_TMP], item->id,
+                                   item->spool->dir_fd[SPOOL_PENDING], item->id) < 0)
+                r = -errno;
+        if (r < 0) {
+                spool_abort(item);
+                return r;
+        }
+        /* S1 -> S2 */
+        if (io->fsync(item->spool->dir_fd[SPOOL_PENDING]) < 0) {
+                r = -errno;
+                /* Not acknowledged, so take it back rather than leave an item
+                 * whose name may or may not survive a crash: the sender retries. */
+                unlinkat(item->spool->dir_fd[SPOOL_PENDING], item->id, 0);
+                return r;
+        }
+        return 0;
+}
+
+void spool_abort(struct spool_item *item)
+{
+        if (item->fd >= 0)
+                close(item->fd);
+        item->fd = -1;
+        /* S1 -> gone; ENOENT after a failed rename is fine. */
+        unlinkat(item->spool->dir_fd[SPOOL_TMP], item->id, 0);
+}
+
+static int envelope_parse_line(struct envelope *env, char *line)
+{
+        char *value = strchr(line, ' ');
+        char *end;
+
+        if (!value)
+                return -EBADMSG;
+        *value++ = '\0';
+        if (strcmp(line, "id") == 0) {
+                if (spool_id_time_ms(value) < 0 || strlen(value) != HW_QID_LEN)
+                        return -EBADMSG;
+                strcpy(env->id, value);
+        } else if (strcmp(line, "received") == 0) {
+                env->received_ms = strtoll(value, &end, 10);
+                if (*end)
+                        return -EBADMSG;
+        } else if (strcmp(line, "remote-ip") == 0) {
+                snprintf(env->remote_ip, sizeof(env->remote_ip), "%s", value);
+        } else if (strcmp(line, "remote-port") == 0) {
+                env->remote_port = (unsigned)strtoul(value, &end, 10);
+                if (*end)
+                        return -EBADMSG;
+        } else if (strcmp(line, "helo") == 0) {
+                snprintf(env->helo, sizeof(env->helo), "%s", value);
+        } else if (strcmp(line, "tls") == 0) {
+                snprintf(env->tls, sizeof(env->tls), "%s", strcmp(value, "-") ? value : "");
+        } else if (strcmp(line, "sender") == 0) {
+                if (strlen(value) > HW_ADDR_MAX)
+                        return -EBADMSG;
+                strcpy(env->sender, value);
+        } else if (strcmp(line, "rcpt") == 0) {
+                if (env->rcpt_count == env->rcpt_capacity) {
+                        size_t cap = env->rcpt_capacity ? env->rcpt_capacity * 2 : 8;
+                        void *p = reallocarray(env->rcpt, cap, sizeof(*env->rcpt));
+
+                        if (!p)
+                                return -ENOMEM;
+                        env->rcpt = p;
+                        env->rcpt_capacity = cap;
+                }
+                if (envelope_add_rcpt(env, value) < 0)
+                        return -EBADMSG;
+        }
+        /* Unknown keys are skipped: a newer writer may add some. */
+        return 0;
+}
+
+int envelope_read(int fd, struct envelope *env, off_t *body_offset)
+{
+        char *buf = malloc(ENVELOPE_MAX + 1);
+        size_t len = 0;
+        char *line, *end;
+        int r = 0;
+
+        if (!buf)
+                return -ENOMEM;
+        while (len < ENVELOPE_MAX) {
+                ssize_t n = pread(fd, buf + len, ENVELOPE_MAX - len, (off_t)len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        goto out;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+                buf[len] = '\0';
+                if (strstr(buf, "\n\n"))
+                        break;
+        }
+        buf[len] = '\0';
+        end = strstr(buf, "\n\n");
+        if (len < strlen(SPOOL_MAGIC) || memcmp(buf, SPOOL_MAGIC, strlen(SPOOL_MAGIC)) != 0 || !end) {
+                r = -EBADMSG;
+                goto out;
+        }
+        end[1] = '\0';
+        env->id[0] = '\0';
+        env->rcpt_count = 0;
+        for (line = buf + strlen(SPOOL_MAGIC); *line && r >= 0;) {
+                char *nl = strchr(line, '\n');
+
+                *nl = '\0';
+                r = envelope_parse_line(env, line);
+                line = nl + 1;
+        }
+        if (r >= 0 && (!env->id[0] || env->rcpt_count == 0))
+                r = -EBADMSG;
+        if (r >= 0)
+                *body_offset = (off_t)(end - buf) + 2;
+out:
+        free(buf);
+        return r;
+}

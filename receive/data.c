@@ -1,0 +1,110 @@
+/* The DATA byte machine; see data.h. */
+#include "data.h"
+
+#include <string.h>
+#include <strings.h>
+
+void data_init(struct data_machine *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->state = DATA_BOL;
+        m->in_header = true;
+}
+
+/* Header bookkeeping for one produced byte. */
+static void data_header_byte(struct data_machine *m, char c)
+{
+        if (m->line_len < sizeof(m->line_start))
+                m->line_start[m->line_len] = c;
+        m->line_len++;
+}
+
+/* Called at each CR LF while in the header. */
+static void data_header_line_end(struct data_machine *m)
+{
+        /* line_len counts the CR just produced: an empty line is "\r". */
+        if (m->line_len <= 1) {
+                m->in_header = false;
+                return;
+        }
+        m->header_lines++;
+        if (m->line_len >= sizeof(m->line_start) &&
+            strncasecmp(m->line_start, "Received:", sizeof(m->line_start)) == 0)
+                m->received++;
+        m->line_len = 0;
+}
+
+size_t data_feed(struct data_machine *m, const char *in, size_t len, char *out, size_t *out_len)
+{
+        size_t i = 0, o = *out_len;
+
+        while (i < len && m->state != DATA_DONE) {
+                char c = in[i];
+
+                /* Fast path: the body, inside a line, up to the next CR. */
+                if (m->state == DATA_TEXT && !m->in_header) {
+                        const char *cr = memchr(in + i, '\r', len - i);
+                        size_t run = cr ? (size_t)(cr - (in + i)) : len - i;
+
+                        memcpy(out + o, in + i, run);
+                        o += run;
+                        i += run;
+                        if (!cr)
+                                break;
+                        c = in[i];
+                }
+                i++;
+                switch (m->state) {
+                case DATA_BOL:
+                        if (c == '.') {
+                                m->state = DATA_DOT;
+                                continue;
+                        }
+                        m->state = c == '\r' ? DATA_CR : DATA_TEXT;
+                        break;
+                case DATA_TEXT:
+                        if (c == '\r')
+                                m->state = DATA_CR;
+                        break;
+                case DATA_CR:
+                        if (c == '\n') {
+                                m->state = DATA_BOL;
+                                out[o++] = c;
+                                if (m->in_header)
+                                        data_header_line_end(m);
+                                continue;
+                        }
+                        if (c != '\r')
+                                m->state = DATA_TEXT;
+                        break;
+                case DATA_DOT:
+                        /* A stuffed dot: drop it, the byte after it is data. */
+                        if (c == '\r') {
+                                m->state = DATA_DOT_CR;
+                                continue;
+                        }
+                        m->state = DATA_TEXT;
+                        break;
+                case DATA_DOT_CR:
+                        if (c == '\n') {
+                                m->state = DATA_DONE;
+                                continue;
+                        }
+                        /* ".\r" then something else: the dot was stuffing and
+                         * the CR is data. */
+                        out[o++] = '\r';
+                        if (m->in_header)
+                                data_header_byte(m, '\r');
+                        m->state = c == '\r' ? DATA_CR : DATA_TEXT;
+                        break;
+                case DATA_DONE:
+                        break;
+                }
+                out[o++] = c;
+                if (m->in_header)
+                        data_header_byte(m, c);
+        }
+        m->size += o - *out_len;
+        *out_len = o;
+        return i;
+}

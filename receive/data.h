@@ -1,0 +1,43 @@
+/*
+ * The DATA byte machine. Only CR LF . CR LF ends the data: a bare LF or a
+ * bare CR never starts or ends a line (no SMTP smuggling), and both are
+ * stored as they came. A '.' that starts a line (after CR LF) is removed
+ * (RFC 5321 4.5.2). While in the header, physical lines and Received:
+ * fields are counted for the loop and size limits; nothing else is looked
+ * at. The caller stores what comes out; the machine never buffers input.
+ */
+#ifndef HW_DATA_H
+#define HW_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum data_state {
+        DATA_BOL,        /* at the start of a line */
+        DATA_TEXT,       /* inside a line */
+        DATA_CR,         /* after a CR inside a line */
+        DATA_DOT,        /* a line began with '.' */
+        DATA_DOT_CR,     /* a line began with ".\r" */
+        DATA_DONE,       /* CR LF . CR LF seen */
+};
+
+struct data_machine {
+        enum data_state state;
+        bool in_header;
+        unsigned header_lines;     /* physical lines of the header */
+        unsigned received;         /* Received: fields */
+        unsigned line_len;         /* bytes of the current header line seen */
+        char line_start[9];        /* its first bytes, to spot "Received:" */
+        uint64_t size;             /* message bytes produced */
+};
+
+void data_init(struct data_machine *m);
+
+/* Consumes input until the end of data or of in. Message bytes are written
+ * to out (which must hold len bytes: unstuffing only removes) and counted
+ * in *out_len. Returns the bytes of in consumed; m->state is DATA_DONE when
+ * the final dot line was read (input after it is not consumed). */
+size_t data_feed(struct data_machine *m, const char *in, size_t len, char *out, size_t *out_len);
+
+#endif

@@ -1,0 +1,177 @@
+/* hw-receive: one SMTP session on fd 0/1, as systemd's Accept=yes (or any
+ * inetd) starts it. Exit statuses: 0 session ended, 64 usage, 75 temporary
+ * failure (spool unusable, I/O error), 78 configuration error. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "autoconfig.h"
+#include "config.h"
+#include "log.h"
+#include "modules.h"
+#include "smtp.h"
+
+#define EXIT_USAGE 64
+#define EXIT_TEMPFAIL 75
+#define EXIT_CONFIG 78
+
+static void usage(FILE *out)
+{
+        fprintf(out,
+                "Usage: hw-receive [--check-config | --help | --version]\n"
+                "Speaks SMTP on standard input and output (one session, inetd style)\n"
+                "and writes accepted mail into SPOOL_DIR. Configuration comes from the\n"
+                "environment; see hw-webhook.env(5).\n");
+}
+
+/* The client's address from the socket; systemd's REMOTE_ADDR otherwise. */
+static void receive_peer(char ip[HW_IP_MAX], unsigned *port)
+{
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        const char *env_ip = getenv("REMOTE_ADDR"), *env_port = getenv("REMOTE_PORT");
+
+        snprintf(ip, HW_IP_MAX, "unknown");
+        *port = 0;
+        if (getpeername(0, (struct sockaddr *)&ss, &len) == 0) {
+                if (ss.ss_family == AF_INET) {
+                        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+                        inet_ntop(AF_INET, &in->sin_addr, ip, HW_IP_MAX);
+                        *port = ntohs(in->sin_port);
+                        return;
+                }
+                if (ss.ss_family == AF_INET6) {
+                        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+                        /* Show IPv4 clients of a dual-stack socket as IPv4. */
+                        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+                                inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip, HW_IP_MAX);
+                        else
+                                inet_ntop(AF_INET6, &in6->sin6_addr, ip, HW_IP_MAX);
+                        *port = ntohs(in6->sin6_port);
+                        return;
+                }
+        }
+        if (env_ip && *env_ip && strlen(env_ip) < HW_IP_MAX)
+                snprintf(ip, HW_IP_MAX, "%s", env_ip);
+        if (env_port)
+                *port = (unsigned)strtoul(env_port, NULL, 10);
+}
+
+static bool receive_proxy_trusted(const struct hw_config *cfg, const char *ip)
+{
+        for (char **p = cfg->proxy_trusted; p && *p; p++)
+                if (strcmp(*p, ip) == 0)
+                        return true;
+        return false;
+}
+
+/* A trusted proxy (HAProxy's send-proxy) speaks first: one PROXY v1 line. */
+static int receive_proxy_header(struct smtp_session *s)
+{
+        char line[HW_IP_MAX * 2 + 64], ip[HW_IP_MAX];
+        unsigned port;
+        size_t len;
+        int r = io_getline(&s->io, line, 107, &len);
+
+        if (r >= 0)
+                r = smtp_parse_proxy_v1(line, ip, &port);
+        if (r < 0)
+                return r;
+        if (ip[0])
+                smtp_session_set_remote(s, ip, port);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        static struct smtp_session session;
+        struct hw_config cfg;
+        struct spool spool;
+        struct io_plain fds = { .in_fd = 0, .out_fd = 1 };
+        struct io_transport transport;
+        char err[512], ip[HW_IP_MAX];
+        const char *allow_root = getenv("HW_ALLOW_ROOT");
+        bool check_only = false;
+        unsigned port;
+        int r;
+
+        log_init("hw-receive");
+        if (argc > 1) {
+                if (strcmp(argv[1], "--check-config") == 0 && argc == 2) {
+                        check_only = true;
+                } else if (strcmp(argv[1], "--help") == 0) {
+                        usage(stdout);
+                        return 0;
+                } else if (strcmp(argv[1], "--version") == 0) {
+                        printf("hw-receive %s\n", PACKAGE_VERSION);
+                        return 0;
+                } else {
+                        usage(stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (geteuid() == 0 && !(allow_root && strcmp(allow_root, "1") == 0)) {
+                log_msg(LOG_ERR, "refusing to run as root; run as the service user (HW_ALLOW_ROOT=1 overrides)");
+                if (!check_only)
+                        fputs("421 4.3.5 Service misconfigured, try again later\r\n", stdout);
+                return EXIT_CONFIG;
+        }
+        if (config_load(&cfg, err, sizeof(err)) < 0) {
+                log_msg(LOG_ERR, "configuration error: %s", err);
+                if (!check_only)
+                        fputs("421 4.3.5 Service misconfigured, try again later\r\n", stdout);
+                return EXIT_CONFIG;
+        }
+        if (check_only) {
+                r = modules_check(&cfg, err, sizeof(err));
+                if (r < 0) {
+                        log_msg(LOG_ERR, "configuration error: %s", err);
+                        config_free(&cfg);
+                        return EXIT_CONFIG;
+                }
+                config_print(&cfg, stdout);
+                config_free(&cfg);
+                return 0;
+        }
+        /* A client that goes away must not kill us mid-commit. */
+        signal(SIGPIPE, SIG_IGN);
+        r = spool_open(&spool, cfg.spool_dir);
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot open spool %s: %s", cfg.spool_dir, strerror(-r));
+                fputs("421 4.3.0 Local error in processing, try again later\r\n", stdout);
+                config_free(&cfg);
+                return EXIT_TEMPFAIL;
+        }
+        io_plain_transport(&fds, &transport);
+        r = smtp_session_init(&session, &cfg, &spool, &transport, modules_hooks(&cfg));
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot start a session: %s", strerror(-r));
+                return EXIT_TEMPFAIL;
+        }
+        receive_peer(ip, &port);
+        smtp_session_set_remote(&session, ip, port);
+        if (receive_proxy_trusted(&cfg, ip)) {
+                r = receive_proxy_header(&session);
+                if (r < 0) {
+                        log_msg(LOG_WARNING, "bad PROXY header from %s: %s", ip, strerror(-r));
+                        return EXIT_TEMPFAIL;
+                }
+        }
+        r = smtp_session_run(&session);
+        if (r < 0 && r != -ETIMEDOUT && r != -ECONNRESET && r != -EPIPE)
+                log_msg(LOG_WARNING, "session with %s ended: %s", session.env.remote_ip, strerror(-r));
+        modules_unload();
+        smtp_session_free(&session);
+        spool_close(&spool);
+        config_free(&cfg);
+        /* A client that left or timed out is a normal end, not a failed unit. */
+        return r < 0 && r != -ETIMEDOUT && r != -ECONNRESET && r != -EPIPE ? EXIT_TEMPFAIL : 0;
+}

@@ -1,0 +1,81 @@
+/* One SMTP session (RFC 5321) over an io: an explicit state and a command
+ * table pairing a pure validator with an action. STARTTLS and the decision
+ * API plug in through hooks so the session does not link their libraries. */
+#ifndef HW_SMTP_H
+#define HW_SMTP_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "io.h"
+#include "smtp_parse.h"
+#include "spool.h"
+
+enum smtp_state {
+        STATE_CONNECTED,     /* greeted, waiting for HELO/EHLO */
+        STATE_HELO,          /* no transaction */
+        STATE_MAIL,          /* MAIL accepted */
+        STATE_RCPT,          /* at least one RCPT accepted */
+        STATE_CLOSING,       /* QUIT, timeout, or a fatal error */
+};
+
+enum decision_outcome {
+        DECISION_ALLOW,
+        DECISION_DENY,         /* 550 with the service's text */
+        DECISION_SILENT_DENY,  /* 250, nothing kept */
+        DECISION_TEMPFAIL,     /* 451 */
+};
+
+struct smtp_session;
+
+struct smtp_hooks {
+        /* Whether STARTTLS may be offered now. */
+        bool (*tls_available)(struct smtp_session *s);
+        /* After "220 Ready to start TLS" was sent: the handshake, then
+         * io_switch_transport() and s->env.tls filled. 0, or -errno and
+         * the session ends. */
+        int (*tls_start)(struct smtp_session *s);
+        /* After the whole message is in the tmp/ file and before the
+         * commit. For DENY, reply gets the sanitized text. */
+        enum decision_outcome (*decide)(struct smtp_session *s, const struct spool_item *item,
+                                        char *reply, size_t size, char *reason, size_t reason_size);
+};
+
+struct smtp_session {
+        const struct hw_config *cfg;
+        struct spool *spool;
+        const struct smtp_hooks *hooks;
+        void *hook_data;
+        enum smtp_state state;
+        bool esmtp;
+        bool tls_active;
+        bool smtputf8;             /* this transaction */
+        uint64_t declared_size;    /* MAIL FROM SIZE= */
+        unsigned bad_commands;
+        unsigned transactions;
+        struct envelope env;       /* helo, remote and tls persist across RSET */
+        struct io io;
+        struct spool_item item;
+        char line[HW_CMD_MAX_LIMIT + 1];
+};
+
+int smtp_session_init(struct smtp_session *s, const struct hw_config *cfg, struct spool *spool,
+                      const struct io_transport *t, const struct smtp_hooks *hooks);
+void smtp_session_free(struct smtp_session *s);
+
+/* Sets the client's address (from the socket or a trusted PROXY header). */
+void smtp_session_set_remote(struct smtp_session *s, const char *ip, unsigned port);
+
+/* Runs the session to its end; 0 when it ended by QUIT or the client
+ * closing, -errno for I/O errors and timeouts (already answered). */
+int smtp_session_run(struct smtp_session *s);
+
+/* The validator of cmd: NULL when the command may proceed, else the reply.
+ * Pure: fills path for MAIL and RCPT, touches nothing else. */
+const char *smtp_check(const struct smtp_session *s, enum smtp_cmd cmd, const char *args,
+                       struct smtp_path *path);
+
+/* The reply for a spool error (the SMTP boundary's one mapping). */
+const char *smtp_spool_error_reply(int error);
+
+#endif
