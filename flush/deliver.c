@@ -1,0 +1,330 @@
+/*
+ * Webhook POSTs through one curl multi handle: up to `concurrency`
+ * transfers at once over reused connections (HTTP/2 when an https server
+ * offers it). Easy handles are kept in a pool and reused, so their
+ * connections and TLS sessions live for the whole run. Redirects are not
+ * followed, by design: a 301/302/303 would become a GET without the
+ * message and a 200 to that would lose it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "deliver.h"
+
+struct deliver {
+        CURLM *multi;
+        unsigned concurrency;
+        unsigned active;
+        unsigned nfree;
+        CURL **free_easy;                 /* stack of idle handles */
+        CURL **all_easy;
+        const struct hw_config *cfg;
+};
+
+/* Every option is checked: an option this libcurl does not know must not
+ * silently turn into a transfer that follows redirects or speaks ftp. */
+#define deliver_setopt(easy, opt, val) deliver_setopt_check(curl_easy_setopt((easy), (opt), (val)), #opt)
+
+static int deliver_setopt_check(CURLcode code, const char *name)
+{
+        if (code == CURLE_OK)
+                return 0;
+        fprintf(stderr, "hw-flush: libcurl refused %s: %s\n", name, curl_easy_strerror(code));
+        return -EINVAL;
+}
+
+int deliver_target_init(struct deliver_target *t, const char *url)
+{
+        CURLU *u;
+        char *user = NULL, *password = NULL, *plain = NULL;
+        int r = -EINVAL;
+
+        memset(t, 0, sizeof(*t));
+        u = curl_url();
+        if (!u)
+                return -ENOMEM;
+        if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+                goto out;
+        if (curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE) == CURLUE_OK) {
+                if (curl_url_get(u, CURLUPART_PASSWORD, &password, CURLU_URLDECODE) != CURLUE_OK)
+                        password = NULL;
+                t->user = strdup(user);
+                t->password = strdup(password ? password : "");
+                if (!t->user || !t->password) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                if (curl_url_set(u, CURLUPART_USER, NULL, 0) != CURLUE_OK ||
+                    curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) != CURLUE_OK)
+                        goto out;
+        }
+        if (curl_url_get(u, CURLUPART_URL, &plain, 0) != CURLUE_OK)
+                goto out;
+        if (strlen(plain) >= sizeof(t->url)) {
+                r = -ENAMETOOLONG;
+                goto out;
+        }
+        strcpy(t->url, plain);
+        r = 0;
+out:
+        curl_free(user);
+        curl_free(password);
+        curl_free(plain);
+        curl_url_cleanup(u);
+        if (r < 0)
+                deliver_target_free(t);
+        return r;
+}
+
+void deliver_target_free(struct deliver_target *t)
+{
+        if (t->password)
+                explicit_bzero(t->password, strlen(t->password));
+        free(t->user);
+        free(t->password);
+        t->user = t->password = NULL;
+}
+
+static size_t deliver_read_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+        struct deliver_job *job = userdata;
+        ssize_t n = payload_read(job->payload, buf, size * nitems);
+
+        if (n < 0) {
+                job->read_error = (int)n;
+                return CURL_READFUNC_ABORT;
+        }
+        return (size_t)n;
+}
+
+/* libcurl rewinds to resend, e.g. on a reused connection the server had
+ * closed; only a rewind to the start is ever needed. */
+static int deliver_seek_cb(void *userdata, curl_off_t offset, int origin)
+{
+        struct deliver_job *job = userdata;
+
+        if (origin != SEEK_SET || offset != 0)
+                return CURL_SEEKFUNC_CANTSEEK;
+        payload_rewind(job->payload);
+        return CURL_SEEKFUNC_OK;
+}
+
+/* The webhook's answer body is not used. */
+static size_t deliver_discard_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+        return size * nmemb;
+}
+
+static int deliver_easy_setup(struct deliver *d, CURL *easy, struct curl_slist *headers)
+{
+        const struct hw_config *cfg = d->cfg;
+        /* capped at INT32_MAX: <limits.h> is shadowed by lib/limits.h */
+        long timeout = cfg->timeout_ms > INT32_MAX ? INT32_MAX : (long)cfg->timeout_ms;
+        int r = 0;
+
+        r |= deliver_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+        r |= deliver_setopt(easy, CURLOPT_POST, 1L);
+        r |= deliver_setopt(easy, CURLOPT_HTTPHEADER, headers);
+        r |= deliver_setopt(easy, CURLOPT_READFUNCTION, deliver_read_cb);
+        r |= deliver_setopt(easy, CURLOPT_SEEKFUNCTION, deliver_seek_cb);
+        r |= deliver_setopt(easy, CURLOPT_WRITEFUNCTION, deliver_discard_cb);
+        r |= deliver_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+        r |= deliver_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+        r |= deliver_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+        r |= deliver_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+        r |= deliver_setopt(easy, CURLOPT_TIMEOUT_MS, timeout);
+        r |= deliver_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout);
+        r |= deliver_setopt(easy, CURLOPT_USERAGENT, "hw-flush/" HW_VERSION);
+        r |= deliver_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+        r |= deliver_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+        if (cfg->webhook_ca_file[0])
+                r |= deliver_setopt(easy, CURLOPT_CAINFO, cfg->webhook_ca_file);
+        return r ? -EINVAL : 0;
+}
+
+static struct curl_slist *deliver_headers;
+
+int deliver_new(struct deliver **out, const struct hw_config *cfg, unsigned concurrency)
+{
+        struct deliver *d;
+        int r = -ENOMEM;
+
+        if (concurrency == 0)
+                concurrency = 1;
+        if (!deliver_headers) {
+                struct curl_slist *h;
+                h = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
+                /* No "Expect: 100-continue" round trip before large bodies. */
+                if (h)
+                        h = curl_slist_append(h, "Expect:");
+                if (!h)
+                        return -ENOMEM;
+                deliver_headers = h;
+        }
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        d->cfg = cfg;
+        d->concurrency = concurrency;
+        d->free_easy = calloc(concurrency, sizeof(CURL *));
+        d->all_easy = calloc(concurrency, sizeof(CURL *));
+        d->multi = curl_multi_init();
+        if (!d->free_easy || !d->all_easy || !d->multi)
+                goto fail;
+        if (curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)concurrency) != CURLM_OK)
+                goto fail_inval;
+        for (unsigned i = 0; i < concurrency; i++) {
+                CURL *easy = curl_easy_init();
+                if (!easy)
+                        goto fail;
+                d->all_easy[i] = easy;
+                d->free_easy[d->nfree++] = easy;
+                r = deliver_easy_setup(d, easy, deliver_headers);
+                if (r < 0)
+                        goto fail_r;
+        }
+        *out = d;
+        return 0;
+fail_inval:
+        r = -EINVAL;
+        goto fail_r;
+fail:
+        r = -ENOMEM;
+fail_r:
+        deliver_free(d);
+        return r;
+}
+
+void deliver_free(struct deliver *d)
+{
+        if (!d)
+                return;
+        for (unsigned i = 0; i < d->concurrency && d->all_easy; i++) {
+                if (!d->all_easy[i])
+                        continue;
+                if (d->multi)
+                        curl_multi_remove_handle(d->multi, d->all_easy[i]);
+                curl_easy_cleanup(d->all_easy[i]);
+        }
+        if (d->multi)
+                curl_multi_cleanup(d->multi);
+        free(d->free_easy);
+        free(d->all_easy);
+        free(d);
+}
+
+unsigned deliver_active(const struct deliver *d)
+{
+        return d->active;
+}
+
+bool deliver_job_ok(const struct deliver_job *job)
+{
+        return job->curl_code == CURLE_OK && job->read_error == 0 &&
+               job->status >= 200 && job->status <= 299;
+}
+
+int deliver_start(struct deliver *d, struct deliver_job *job)
+{
+        const struct deliver_target *t = job->target;
+        CURL *easy;
+        int r = 0;
+
+        if (d->nfree == 0)
+                return -EBUSY;
+        easy = d->free_easy[d->nfree - 1];
+        job->status = 0;
+        job->curl_code = CURLE_OK;
+        job->read_error = 0;
+        job->error[0] = '\0';
+        job->location[0] = '\0';
+
+        r |= deliver_setopt(easy, CURLOPT_URL, t->url);
+        if (t->user) {
+                r |= deliver_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+                r |= deliver_setopt(easy, CURLOPT_USERNAME, t->user);
+                r |= deliver_setopt(easy, CURLOPT_PASSWORD, t->password);
+        } else {
+                r |= deliver_setopt(easy, CURLOPT_USERNAME, NULL);
+                r |= deliver_setopt(easy, CURLOPT_PASSWORD, NULL);
+        }
+        r |= deliver_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)payload_size(job->payload));
+        r |= deliver_setopt(easy, CURLOPT_READDATA, job);
+        r |= deliver_setopt(easy, CURLOPT_SEEKDATA, job);
+        r |= deliver_setopt(easy, CURLOPT_ERRORBUFFER, job->error);
+        r |= deliver_setopt(easy, CURLOPT_PRIVATE, job);
+        if (r)
+                return -EINVAL;
+        if (curl_multi_add_handle(d->multi, easy) != CURLM_OK)
+                return -ENOMEM;
+        job->easy = easy;
+        d->nfree--;
+        d->active++;
+        return 0;
+}
+
+static void deliver_finish(struct deliver *d, CURL *easy, CURLcode code)
+{
+        struct deliver_job *job = NULL;
+        char *location = NULL;
+
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&job);
+        job->curl_code = code;
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &job->status);
+        if (code != CURLE_OK && job->error[0] == '\0')
+                snprintf(job->error, sizeof(job->error), "%s", curl_easy_strerror(code));
+        if (job->status >= 300 && job->status <= 399 &&
+            curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location) == CURLE_OK && location)
+                snprintf(job->location, sizeof(job->location), "%s", location);
+        curl_multi_remove_handle(d->multi, easy);
+        /* The job's buffer and payload go away after done: forget them. */
+        curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+        curl_easy_setopt(easy, CURLOPT_READDATA, NULL);
+        curl_easy_setopt(easy, CURLOPT_SEEKDATA, NULL);
+        job->easy = NULL;
+        d->free_easy[d->nfree++] = easy;
+        d->active--;
+}
+
+int deliver_run(struct deliver *d, void (*done)(struct deliver_job *job, void *ctx), void *ctx)
+{
+        int ended = 0;
+
+        while (d->active > 0) {
+                struct deliver_job *finished[64];
+                unsigned nfinished = 0;
+                CURLMsg *msg;
+                int running, left;
+
+                if (curl_multi_perform(d->multi, &running) != CURLM_OK)
+                        return -EIO;
+                while ((msg = curl_multi_info_read(d->multi, &left))) {
+                        struct deliver_job *job = NULL;
+
+                        if (msg->msg != CURLMSG_DONE)
+                                continue;
+                        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&job);
+                        deliver_finish(d, msg->easy_handle, msg->data.result);
+                        /* msg is invalid once the handle is removed; done runs after. */
+                        if (nfinished < sizeof(finished) / sizeof(finished[0]))
+                                finished[nfinished++] = job;
+                        else
+                                done(job, ctx);
+                        ended++;
+                }
+                for (unsigned i = 0; i < nfinished; i++)
+                        done(finished[i], ctx);
+                if (ended > 0)
+                        return ended;
+                if (curl_multi_poll(d->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+                        return -EIO;
+        }
+        return ended;
+}

@@ -1,0 +1,183 @@
+/* hw-flush: parse the command line, call the runner or an operator view,
+ * map the result to an exit status (sysexits, as systemd expects):
+ *   0   done (a normal run that deferred mail is done too)
+ *   64  usage: bad options, or an id that is not a dead letter
+ *   75  temporary failure: spool or lock unusable; with --now, some mail
+ *       was not delivered
+ *   78  configuration: a bad setting, or running as root
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "../lib/config.h"        /* not the top-level autoconf one */
+#include "log.h"
+#include "runner.h"
+#include "status.h"
+
+#define EXIT_USAGE 64
+#define EXIT_TEMPFAIL 75
+#define EXIT_CONFIG 78
+
+enum main_mode {
+        MODE_RUN,
+        MODE_NOW,
+        MODE_STATUS,
+        MODE_REQUEUE,
+        MODE_REQUEUE_ALL,
+        MODE_CHECK_CONFIG,
+};
+
+static void main_help(FILE *out)
+{
+        fputs("Usage: hw-flush [OPTION]\n"
+              "Deliver the hw-webhook spool to WEBHOOK_URL (settings from the environment).\n"
+              "\n"
+              "  (no option)       a normal run: deliver new mail and deferred mail that is\n"
+              "                    due, then exit; deferring mail is not an error\n"
+              "  --now             deliver all pending and deferred mail, ignoring the retry\n"
+              "                    delay (after an outage); progress on a terminal, a summary;\n"
+              "                    exit 0 only when everything was delivered, else 75\n"
+              "  --status          counts per state, age of the oldest item, the next retry,\n"
+              "                    dead letters with their reasons\n"
+              "  --requeue ID...   move these dead letters back to pending/\n"
+              "  --requeue-all     move every dead letter back to pending/\n"
+              "  --check-config    check the settings; exit 78 with the reason if bad\n"
+              "  --help            this text\n"
+              "  --version         the version\n"
+              "\n"
+              "One run at a time: a second run waits for the first (a lock in SPOOL_DIR).\n"
+              "Refuses to run as root unless HW_ALLOW_ROOT=1.\n"
+              "Exit status: 0 done, 64 usage, 75 temporary failure, 78 configuration.\n",
+              out);
+}
+
+static int main_load_config(struct hw_config *cfg, bool check_flush)
+{
+        char err[512] = "";
+
+        if (config_load(cfg, err, sizeof(err)) < 0 ||
+            (check_flush && config_check_flush(cfg, err, sizeof(err)) < 0)) {
+                fprintf(stderr, "hw-flush: configuration: %s\n", err[0] ? err : "invalid");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int main_run(struct hw_config *cfg, bool now)
+{
+        struct runner_options opt = { .ignore_backoff = now, .progress = now && isatty(2) };
+        struct runner_stats st;
+        int r;
+
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                fprintf(stderr, "hw-flush: libcurl initialization failed\n");
+                return EXIT_TEMPFAIL;
+        }
+        r = runner_run(cfg, &opt, &st);
+        curl_global_cleanup();
+        if (r < 0)
+                return EXIT_TEMPFAIL;
+        if (now || st.attempted > 0 || st.recovered > 0)
+                log_msg(LOG_INFO, "run done: %u delivered, %u deferred, %u dead, %u failed",
+                        st.delivered, st.deferred, st.dead, st.failed);
+        if (now) {
+                printf("hw-flush: %u delivered, %u deferred, %u dead, %u failed\n",
+                       st.delivered, st.deferred, st.dead, st.failed);
+                if (st.deferred || st.dead || st.failed)
+                        return EXIT_TEMPFAIL;
+        }
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option options[] = {
+                { "now", no_argument, NULL, 'n' },
+                { "status", no_argument, NULL, 's' },
+                { "requeue", no_argument, NULL, 'r' },
+                { "requeue-all", no_argument, NULL, 'R' },
+                { "check-config", no_argument, NULL, 'c' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                { NULL, 0, NULL, 0 },
+        };
+        enum main_mode mode = MODE_RUN;
+        struct hw_config cfg;
+        const char *allow;
+        int c, modes = 0, r;
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+                switch (c) {
+                case 'n': mode = MODE_NOW; break;
+                case 's': mode = MODE_STATUS; break;
+                case 'r': mode = MODE_REQUEUE; break;
+                case 'R': mode = MODE_REQUEUE_ALL; break;
+                case 'c': mode = MODE_CHECK_CONFIG; break;
+                case 'h':
+                        main_help(stdout);
+                        return 0;
+                case 'V':
+                        printf("hw-flush %s\n", HW_VERSION);
+                        return 0;
+                default:
+                        main_help(stderr);
+                        return EXIT_USAGE;
+                }
+                modes++;
+        }
+        if (modes > 1 || (mode == MODE_REQUEUE) != (optind < argc)) {
+                main_help(stderr);
+                return EXIT_USAGE;
+        }
+
+        log_init("hw-flush");
+        allow = getenv("HW_ALLOW_ROOT");
+        if (geteuid() == 0 && mode != MODE_CHECK_CONFIG && mode != MODE_STATUS &&
+            !(allow && strcmp(allow, "1") == 0)) {
+                fprintf(stderr, "hw-flush: refusing to run as root (spool files would be root's); "
+                        "run as the service user, or set HW_ALLOW_ROOT=1\n");
+                return EXIT_CONFIG;
+        }
+
+        if (main_load_config(&cfg, mode == MODE_RUN || mode == MODE_NOW || mode == MODE_CHECK_CONFIG) < 0)
+                return EXIT_CONFIG;
+
+        switch (mode) {
+        case MODE_CHECK_CONFIG:
+                config_print(&cfg, stdout);
+                r = 0;
+                break;
+        case MODE_STATUS:
+                r = status_print(&cfg, stdout);
+                if (r < 0)
+                        fprintf(stderr, "hw-flush: %s: %s\n", cfg.spool_dir, strerror(-r));
+                r = r < 0 ? EXIT_TEMPFAIL : 0;
+                break;
+        case MODE_REQUEUE:
+                r = status_requeue(&cfg, argv + optind, argc - optind, stdout);
+                r = r == 0 ? 0 : r == -ENOENT ? EXIT_USAGE : EXIT_TEMPFAIL;
+                break;
+        case MODE_REQUEUE_ALL: {
+                unsigned n = 0;
+                r = status_requeue_all(&cfg, stdout, &n);
+                if (r < 0)
+                        fprintf(stderr, "hw-flush: requeue: %s\n", strerror(-r));
+                else
+                        printf("hw-flush: %u dead letter(s) requeued\n", n);
+                r = r < 0 ? EXIT_TEMPFAIL : 0;
+                break;
+        }
+        default:
+                r = main_run(&cfg, mode == MODE_NOW);
+                break;
+        }
+        config_free(&cfg);
+        return r;
+}

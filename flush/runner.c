@@ -1,0 +1,509 @@
+/*
+ * The queue run. Outcomes of an attempt (SPEC section 5):
+ *   2xx                   delivered: S3 -> gone
+ *   406                   permanent: S3 -> S5 with the reason
+ *   anything else         temporary: S3 -> S4, due after the doubling delay,
+ *                         or S5 once MAX_RETRY_AGE_MS has passed
+ *   unreadable envelope   permanent: S3 -> S5
+ * The run lock serializes runners, the claim rename makes each item one
+ * runner's, and what a killed run leaves in processing/ is recovered by
+ * the next holder of the lock.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "deliver.h"
+#include "log.h"
+#include "payload.h"
+#include "runner.h"
+#include "sign.h"
+#include "spool.h"
+
+#define RUNNER_WHAT_MAX 800              /* a failure in words */
+#define RUNNER_REASON_MAX (HW_URL_MAX + 2 * RUNNER_WHAT_MAX)
+
+struct runner_job {
+        struct deliver_job dj;
+        struct spool_entry entry;         /* in processing/ */
+        int fd;
+        bool busy;
+        struct envelope env;
+        struct payload_fields fields;
+        struct payload payload;
+};
+
+struct runner {
+        const struct hw_config *cfg;
+        const struct runner_options *opt;
+        struct runner_stats *stats;
+        struct spool spool;
+        struct deliver *deliver;
+        struct deliver_target main_target;
+        struct deliver_target role_target;
+        bool have_role;
+        struct runner_job *jobs;
+        unsigned njobs;
+        unsigned total;                   /* items found so far, for progress */
+        int64_t last_progress_ms;
+
+        struct spool_entry *batch;        /* what one scan found */
+        size_t batch_len, batch_cap;
+        int64_t scan_now_ms;
+        size_t claims;                    /* items taken off the scan list */
+};
+
+static int64_t runner_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t runner_next_due(const struct hw_config *cfg, int64_t received_ms,
+                        unsigned attempts, int64_t now_ms)
+{
+        uint64_t delay = cfg->retry_interval_ms;
+        int64_t due, limit;
+
+        for (unsigned i = 1; i < attempts && delay < cfg->retry_max_interval_ms; i++)
+                delay *= 2;
+        if (delay > cfg->retry_max_interval_ms)
+                delay = cfg->retry_max_interval_ms;
+        due = now_ms + (int64_t)delay;
+        if (cfg->max_retry_age_ms == 0 || received_ms < 0)
+                return due;
+        limit = received_ms + (int64_t)cfg->max_retry_age_ms;
+        if (now_ms >= limit)
+                return -1;
+        return due < limit ? due : limit;
+}
+
+static void runner_format_time(int64_t ms, char *buf, size_t len)
+{
+        time_t sec = (time_t)(ms / 1000);
+        struct tm tm;
+
+        if (ms < 0 || !gmtime_r(&sec, &tm)) {
+                snprintf(buf, len, "unknown");
+                return;
+        }
+        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/* The words for what happened, without secrets: the URL has no user info. */
+static void runner_describe(const struct deliver_job *dj, char *buf, size_t len)
+{
+        if (dj->read_error < 0)
+                snprintf(buf, len, "reading the item: %s", strerror(-dj->read_error));
+        else if (dj->curl_code != 0)
+                snprintf(buf, len, "%s", dj->error);
+        else if (dj->status >= 300 && dj->status <= 399)
+                snprintf(buf, len, "HTTP %ld redirect to %s, not followed", dj->status,
+                         dj->location[0] ? dj->location : "(no Location)");
+        else
+                snprintf(buf, len, "HTTP %ld", dj->status);
+}
+
+static void runner_log(struct runner *r, int prio, const struct runner_job *job,
+                       const char *outcome, unsigned attempt, const char *what, int64_t due_ms)
+{
+        char f_id[64], f_outcome[32], f_status[48], f_attempt[32], f_url[HW_URL_MAX + 16];
+        char f_error[RUNNER_WHAT_MAX + 16], f_due[48], msg[HW_URL_MAX + RUNNER_WHAT_MAX + 200];
+        const char *fields[8];
+        size_t n = 0;
+        const char *url = job->dj.target ? job->dj.target->url : "-";
+
+        snprintf(f_id, sizeof(f_id), "HW_QUEUE_ID=%s", job->entry.id);
+        fields[n++] = f_id;
+        snprintf(f_outcome, sizeof(f_outcome), "HW_OUTCOME=%s", outcome);
+        fields[n++] = f_outcome;
+        snprintf(f_attempt, sizeof(f_attempt), "HW_ATTEMPT=%u", attempt);
+        fields[n++] = f_attempt;
+        if (job->dj.status > 0) {
+                snprintf(f_status, sizeof(f_status), "HW_HTTP_STATUS=%ld", job->dj.status);
+                fields[n++] = f_status;
+        }
+        snprintf(f_url, sizeof(f_url), "HW_WEBHOOK=%s", url);
+        fields[n++] = f_url;
+        if (what[0]) {
+                snprintf(f_error, sizeof(f_error), "HW_ERROR=%s", what);
+                fields[n++] = f_error;
+        }
+        if (due_ms > 0) {
+                snprintf(f_due, sizeof(f_due), "HW_NEXT_ATTEMPT_MS=%" PRId64, due_ms);
+                fields[n++] = f_due;
+        }
+        fields[n] = NULL;
+
+        if (due_ms > 0)
+                snprintf(msg, sizeof(msg), "%s %s (attempt %u, %s), next attempt in %" PRId64 " s",
+                         job->entry.id, outcome, attempt, what, (due_ms - runner_now_ms() + 999) / 1000);
+        else if (what[0])
+                snprintf(msg, sizeof(msg), "%s %s (attempt %u, %s)", job->entry.id, outcome, attempt, what);
+        else
+                snprintf(msg, sizeof(msg), "%s %s to %s (attempt %u, HTTP %ld)", job->entry.id,
+                         outcome, url, attempt, job->dj.status);
+        log_record(prio, msg, fields);
+}
+
+static void runner_progress(struct runner *r, bool final)
+{
+        const struct runner_stats *s = r->stats;
+        int64_t now;
+
+        if (!r->opt->progress)
+                return;
+        now = runner_now_ms();
+        if (!final && now - r->last_progress_ms < 100)
+                return;
+        r->last_progress_ms = now;
+        fprintf(stderr, "\rhw-flush: %u/%u: %u delivered, %u deferred, %u dead, %u failed%s",
+                s->attempted, r->total, s->delivered, s->deferred, s->dead, s->failed,
+                final ? "\n" : "");
+}
+
+static void runner_bury(struct runner *r, struct runner_job *job, unsigned attempt, const char *what)
+{
+        char reason[RUNNER_REASON_MAX], first[80], last[80], status[24];
+        int64_t now = runner_now_ms();
+        int e;
+
+        runner_format_time(spool_id_time_ms(job->entry.id), first, sizeof(first));
+        runner_format_time(now, last, sizeof(last));
+        if (job->dj.status > 0)
+                snprintf(status, sizeof(status), "%ld", job->dj.status);
+        else
+                snprintf(status, sizeof(status), "none");
+        snprintf(reason, sizeof(reason),
+                 "status: %s\nerror: %s\nattempts: %u\nfirst-attempt: %s\nlast-attempt: %s\nurl: %s\n%s%s%s",
+                 status, what, attempt, first, last,
+                 job->dj.target ? job->dj.target->url : "-",
+                 job->dj.location[0] ? "location: " : "", job->dj.location,
+                 job->dj.location[0] ? "\n" : "");
+        e = spool_bury(&r->spool, &job->entry, reason);
+        if (e < 0) {
+                log_msg(LOG_ERR, "%s: cannot move to dead/: %s (left in processing/ for the next run)",
+                        job->entry.id, strerror(-e));
+                r->stats->failed++;
+                return;
+        }
+        r->stats->dead++;
+        runner_log(r, LOG_WARNING, job, "dead", attempt, what, 0);
+}
+
+static void runner_retry(struct runner *r, struct runner_job *job, const char *what)
+{
+        unsigned attempt = job->entry.attempts + 1;
+        int64_t now = runner_now_ms();
+        int64_t due = runner_next_due(r->cfg, spool_id_time_ms(job->entry.id), attempt, now);
+        int e;
+
+        if (due < 0) {
+                char why[RUNNER_WHAT_MAX + 32];
+                snprintf(why, sizeof(why), "%s; retry age exceeded", what);
+                runner_bury(r, job, attempt, why);
+                return;
+        }
+        e = spool_defer(&r->spool, &job->entry, attempt, due);
+        if (e < 0) {
+                log_msg(LOG_ERR, "%s: cannot move to deferred/: %s (left in processing/ for the next run)",
+                        job->entry.id, strerror(-e));
+                r->stats->failed++;
+                return;
+        }
+        r->stats->deferred++;
+        runner_log(r, LOG_NOTICE, job, "deferred", attempt, what, due);
+}
+
+static void runner_job_release(struct runner_job *job)
+{
+        payload_free(&job->payload);
+        payload_fields_free(&job->fields);
+        envelope_free(&job->env);
+        if (job->fd >= 0)
+                close(job->fd);
+        job->fd = -1;
+        job->busy = false;
+}
+
+static void runner_done(struct deliver_job *dj, void *ctx)
+{
+        struct runner *r = ctx;
+        struct runner_job *job = dj->userdata;
+        unsigned attempt = job->entry.attempts + 1;
+        char what[RUNNER_WHAT_MAX];
+        int e;
+
+        r->stats->attempted++;
+        if (deliver_job_ok(dj)) {
+                e = spool_done(&r->spool, &job->entry);
+                if (e < 0) {
+                        /* Delivered but still spooled: the next run sends it again. */
+                        log_msg(LOG_ERR, "%s: delivered, but cannot remove it: %s",
+                                job->entry.id, strerror(-e));
+                }
+                r->stats->delivered++;
+                runner_log(r, LOG_INFO, job, "delivered", attempt, "", 0);
+        } else {
+                runner_describe(dj, what, sizeof(what));
+                if (dj->curl_code == 0 && dj->read_error == 0 && dj->status == 406)
+                        runner_bury(r, job, attempt, what);
+                else
+                        runner_retry(r, job, what);
+        }
+        runner_job_release(job);
+        runner_progress(r, false);
+}
+
+static const struct deliver_target *runner_route(struct runner *r, const struct envelope *env)
+{
+        if (r->have_role)
+                for (size_t i = 0; i < env->rcpt_count; i++)
+                        if (config_is_role_address(r->cfg, env->rcpt[i]))
+                                return &r->role_target;
+        return &r->main_target;
+}
+
+/* Claims e and starts its POST; failures before the POST are decided here. */
+static void runner_start(struct runner *r, struct runner_job *job, const struct spool_entry *e)
+{
+        struct sign_fields sig;
+        off_t body_offset;
+        int err;
+
+        memset(&job->dj, 0, sizeof(job->dj));
+        job->fd = -1;
+        err = spool_claim(&r->spool, e, &job->entry, &job->fd);
+        if (err == 0 || err == -ENOENT)
+                r->claims++;
+        if (err == -ENOENT)
+                return;                   /* gone since the scan (a racing tool) */
+        if (err < 0) {
+                log_msg(LOG_ERR, "%s: cannot claim %s: %s", e->id, e->name, strerror(-err));
+                r->stats->failed++;
+                if (job->fd >= 0)
+                        close(job->fd);
+                return;
+        }
+        job->busy = true;
+        err = envelope_init(&job->env, 4);
+        if (err < 0)
+                goto temporary;
+        err = envelope_read(job->fd, &job->env, &body_offset);
+        if (err < 0) {
+                char what[200];
+                if (err == -ENOMEM || err == -EIO)
+                        goto temporary;
+                snprintf(what, sizeof(what), "unreadable item: %s", strerror(-err));
+                r->stats->attempted++;
+                runner_bury(r, job, job->entry.attempts, what);
+                runner_job_release(job);
+                return;
+        }
+        err = payload_fields_read(&job->fields, job->fd, body_offset, &job->env);
+        if (err < 0)
+                goto temporary;
+        job->fields.queue_id = job->entry.id;
+        if (job->fields.header_too_big)
+                log_msg(LOG_WARNING, "%s: header section too large to parse; from, subject and "
+                        "message-headers left empty", job->entry.id);
+        err = sign_make(&sig, runner_now_ms() / 1000, r->cfg->signing_key, strlen(r->cfg->signing_key));
+        if (err < 0)
+                goto temporary;
+        err = payload_init(&job->payload, &job->fields, &sig, job->fd, body_offset);
+        if (err < 0)
+                goto temporary;
+        job->dj.target = runner_route(r, &job->env);
+        job->dj.payload = &job->payload;
+        job->dj.userdata = job;
+        err = deliver_start(r->deliver, &job->dj);
+        if (err < 0)
+                goto temporary;
+        return;
+
+temporary:
+        {
+                char what[200];
+                snprintf(what, sizeof(what), "local error: %s", strerror(-err));
+                r->stats->attempted++;
+                runner_retry(r, job, what);
+                runner_job_release(job);
+        }
+}
+
+static int runner_collect(const struct spool_entry *e, void *userdata)
+{
+        struct runner *r = userdata;
+
+        if (e->dir == SPOOL_DEFERRED && !r->opt->ignore_backoff && e->due_ms > r->scan_now_ms)
+                return 0;
+        if (r->batch_len == r->batch_cap) {
+                size_t cap = r->batch_cap ? r->batch_cap * 2 : 256;
+                struct spool_entry *b = realloc(r->batch, cap * sizeof(*b));
+                if (!b)
+                        return -ENOMEM;
+                r->batch = b;
+                r->batch_cap = cap;
+        }
+        r->batch[r->batch_len++] = *e;
+        return 0;
+}
+
+static int runner_entry_cmp(const void *a, const void *b)
+{
+        return strcmp(((const struct spool_entry *)a)->id, ((const struct spool_entry *)b)->id);
+}
+
+static struct runner_job *runner_free_job(struct runner *r)
+{
+        for (unsigned i = 0; i < r->njobs; i++)
+                if (!r->jobs[i].busy)
+                        return &r->jobs[i];
+        return NULL;
+}
+
+/* Delivers one batch, oldest first, keeping every slot busy. */
+static int runner_batch(struct runner *r)
+{
+        int e;
+
+        qsort(r->batch, r->batch_len, sizeof(*r->batch), runner_entry_cmp);
+        r->total += (unsigned)r->batch_len;
+        for (size_t i = 0; i < r->batch_len; i++) {
+                struct runner_job *job;
+
+                while (!(job = runner_free_job(r))) {
+                        e = deliver_run(r->deliver, runner_done, r);
+                        if (e < 0)
+                                return e;
+                }
+                runner_start(r, job, &r->batch[i]);
+        }
+        while (deliver_active(r->deliver) > 0) {
+                e = deliver_run(r->deliver, runner_done, r);
+                if (e < 0)
+                        return e;
+        }
+        return 0;
+}
+
+static int runner_loop(struct runner *r)
+{
+        int e;
+
+        /* First pass: pending/ and what is due in deferred/ (all of it with
+         * --now). Then pending/ again until a scan finds it empty, so mail
+         * committed during the run is not left for the timer. Items this
+         * run defers are not looked at again: no busy loop. */
+        r->batch_len = 0;
+        r->scan_now_ms = runner_now_ms();
+        e = spool_scan(&r->spool, SPOOL_DEFERRED, runner_collect, r);
+        if (e < 0)
+                return e;
+        for (;;) {
+                e = spool_scan(&r->spool, SPOOL_PENDING, runner_collect, r);
+                if (e < 0)
+                        return e;
+                if (r->batch_len == 0)
+                        return 0;
+                r->claims = 0;
+                e = runner_batch(r);
+                if (e < 0)
+                        return e;
+                /* Items that cannot even be renamed would be found again
+                 * and again: stop rather than spin. */
+                if (r->claims == 0)
+                        return -EIO;
+                r->batch_len = 0;
+        }
+}
+
+int runner_run(const struct hw_config *cfg, const struct runner_options *opt,
+               struct runner_stats *stats)
+{
+        struct runner r = { .cfg = cfg, .opt = opt, .stats = stats };
+        int lock_fd = -1, e;
+
+        memset(stats, 0, sizeof(*stats));
+        e = spool_open(&r.spool, cfg->spool_dir);
+        if (e < 0) {
+                log_msg(LOG_ERR, "cannot open the spool %s: %s", cfg->spool_dir, strerror(-e));
+                return e;
+        }
+        lock_fd = spool_lock(&r.spool, true);
+        if (lock_fd < 0) {
+                e = lock_fd;
+                log_msg(LOG_ERR, "cannot take the run lock in %s: %s", cfg->spool_dir, strerror(-e));
+                goto out_spool;
+        }
+
+        e = spool_recover(&r.spool, runner_now_ms());
+        if (e < 0) {
+                log_msg(LOG_ERR, "cannot recover items from processing/: %s", strerror(-e));
+                goto out_lock;
+        }
+        stats->recovered = (unsigned)e;
+        if (e > 0)
+                log_msg(LOG_WARNING, "recovered %d item(s) left in processing/ by an earlier run", e);
+        e = spool_clean_tmp(&r.spool, runner_now_ms());
+        if (e < 0)
+                log_msg(LOG_WARNING, "cannot clean tmp/: %s", strerror(-e));
+        else if (e > 0)
+                log_msg(LOG_NOTICE, "removed %d stale item(s) from tmp/", e);
+
+        e = deliver_target_init(&r.main_target, cfg->webhook_url);
+        if (e < 0) {
+                log_msg(LOG_ERR, "WEBHOOK_URL cannot be used: %s", strerror(-e));
+                goto out_lock;
+        }
+        if (cfg->webhook_role_url[0]) {
+                e = deliver_target_init(&r.role_target, cfg->webhook_role_url);
+                if (e < 0) {
+                        log_msg(LOG_ERR, "WEBHOOK_ROLE_URL cannot be used: %s", strerror(-e));
+                        goto out_targets;
+                }
+                r.have_role = true;
+        }
+        r.njobs = cfg->concurrency ? cfg->concurrency : 1;
+        r.jobs = calloc(r.njobs, sizeof(*r.jobs));
+        if (!r.jobs) {
+                e = -ENOMEM;
+                goto out_targets;
+        }
+        for (unsigned i = 0; i < r.njobs; i++)
+                r.jobs[i].fd = -1;
+        e = deliver_new(&r.deliver, cfg, r.njobs);
+        if (e < 0) {
+                log_msg(LOG_ERR, "cannot set up libcurl: %s", strerror(-e));
+                goto out_jobs;
+        }
+
+        e = runner_loop(&r);
+        if (e < 0)
+                log_msg(LOG_ERR, "the run stopped: %s", strerror(-e));
+        if (r.total > 0)
+                runner_progress(&r, true);
+
+        deliver_free(r.deliver);
+out_jobs:
+        for (unsigned i = 0; i < r.njobs; i++)
+                if (r.jobs[i].busy)
+                        runner_job_release(&r.jobs[i]);
+        free(r.jobs);
+out_targets:
+        deliver_target_free(&r.main_target);
+        deliver_target_free(&r.role_target);
+        free(r.batch);
+out_lock:
+        close(lock_fd);
+out_spool:
+        spool_close(&r.spool);
+        return e < 0 ? e : 0;
+}

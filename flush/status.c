@@ -1,0 +1,202 @@
+/* Spool status and requeueing, for operators. These never take the run
+ * lock: they only read, or move items out of dead/, which a run never
+ * touches. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "spool.h"
+#include "status.h"
+
+struct status_counts {
+        unsigned count[_SPOOL_DIR_MAX];
+        int64_t oldest_ms;                /* receipt time of the oldest live item */
+        char oldest_id[HW_QID_LEN + 1];
+        int64_t next_due_ms;              /* earliest deferred due time */
+        char (*dead)[HW_QID_LEN + 1];
+        size_t dead_len, dead_cap;
+};
+
+static const char *const status_dir_names[_SPOOL_DIR_MAX] = {
+        [SPOOL_TMP] = "tmp",
+        [SPOOL_PENDING] = "pending",
+        [SPOOL_PROCESSING] = "processing",
+        [SPOOL_DEFERRED] = "deferred",
+        [SPOOL_DEAD] = "dead",
+};
+
+static int64_t status_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int status_count_one(const struct spool_entry *e, void *userdata)
+{
+        struct status_counts *c = userdata;
+        int64_t t;
+
+        c->count[e->dir]++;
+        switch (e->dir) {
+        case SPOOL_PENDING:
+        case SPOOL_PROCESSING:
+        case SPOOL_DEFERRED:
+                t = spool_id_time_ms(e->id);
+                if (t >= 0 && (c->oldest_ms < 0 || t < c->oldest_ms)) {
+                        c->oldest_ms = t;
+                        memcpy(c->oldest_id, e->id, sizeof(c->oldest_id));
+                }
+                if (e->dir == SPOOL_DEFERRED && (c->next_due_ms < 0 || e->due_ms < c->next_due_ms))
+                        c->next_due_ms = e->due_ms;
+                break;
+        case SPOOL_DEAD:
+                if (c->dead_len == c->dead_cap) {
+                        size_t cap = c->dead_cap ? c->dead_cap * 2 : 64;
+                        void *p = realloc(c->dead, cap * sizeof(*c->dead));
+                        if (!p)
+                                return -ENOMEM;
+                        c->dead = p;
+                        c->dead_cap = cap;
+                }
+                memcpy(c->dead[c->dead_len++], e->id, HW_QID_LEN + 1);
+                break;
+        default:
+                break;
+        }
+        return 0;
+}
+
+static void status_duration(int64_t ms, char *buf, size_t len)
+{
+        int64_t s = ms < 0 ? 0 : ms / 1000;
+
+        if (s < 120)
+                snprintf(buf, len, "%" PRId64 "s", s);
+        else if (s < 7200)
+                snprintf(buf, len, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+        else if (s < 172800)
+                snprintf(buf, len, "%" PRId64 "h%02" PRId64 "m", s / 3600, s / 60 % 60);
+        else
+                snprintf(buf, len, "%" PRId64 "d%02" PRId64 "h", s / 86400, s / 3600 % 24);
+}
+
+static int status_id_cmp(const void *a, const void *b)
+{
+        return strcmp(a, b);
+}
+
+int status_print(const struct hw_config *cfg, FILE *out)
+{
+        struct status_counts c = { .oldest_ms = -1, .next_due_ms = -1 };
+        struct spool spool;
+        int64_t now = status_now_ms();
+        char buf[64];
+        int r;
+
+        r = spool_open(&spool, cfg->spool_dir);
+        if (r < 0)
+                return r;
+        for (int d = 0; d < _SPOOL_DIR_MAX; d++) {
+                r = spool_scan(&spool, (enum spool_dir)d, status_count_one, &c);
+                if (r < 0)
+                        goto out;
+        }
+        fprintf(out, "spool: %s\n", cfg->spool_dir);
+        for (int d = 0; d < _SPOOL_DIR_MAX; d++)
+                fprintf(out, "%-11s %u\n", status_dir_names[d], c.count[d]);
+        if (c.oldest_ms >= 0) {
+                status_duration(now - c.oldest_ms, buf, sizeof(buf));
+                fprintf(out, "oldest      %s (%s)\n", buf, c.oldest_id);
+        } else {
+                fprintf(out, "oldest      -\n");
+        }
+        if (c.next_due_ms >= 0) {
+                status_duration(c.next_due_ms - now, buf, sizeof(buf));
+                fprintf(out, "next retry  %s\n", c.next_due_ms <= now ? "due now" : buf);
+        }
+        qsort(c.dead, c.dead_len, sizeof(*c.dead), status_id_cmp);
+        for (size_t i = 0; i < c.dead_len; i++) {
+                char reason[2048];
+                char *line, *save = NULL;
+
+                fprintf(out, "\ndead %s\n", c.dead[i]);
+                r = spool_dead_reason(&spool, c.dead[i], reason, sizeof(reason));
+                if (r < 0) {
+                        fprintf(out, "    (no reason: %s)\n", strerror(-r));
+                        continue;
+                }
+                for (line = strtok_r(reason, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+                        fprintf(out, "    %s\n", line);
+        }
+        r = 0;
+out:
+        free(c.dead);
+        spool_close(&spool);
+        return r;
+}
+
+int status_requeue(const struct hw_config *cfg, char *const *ids, int n, FILE *out)
+{
+        struct spool spool;
+        int r, result = 0;
+
+        r = spool_open(&spool, cfg->spool_dir);
+        if (r < 0)
+                return r;
+        for (int i = 0; i < n; i++) {
+                r = spool_requeue(&spool, ids[i]);
+                if (r == 0) {
+                        fprintf(out, "requeued %s\n", ids[i]);
+                        continue;
+                }
+                if (r == -ENOENT || r == -EINVAL)
+                        fprintf(stderr, "hw-flush: %s: not a dead letter\n", ids[i]);
+                else
+                        fprintf(stderr, "hw-flush: %s: cannot requeue: %s\n", ids[i], strerror(-r));
+                if (result == 0)
+                        result = r == -EINVAL ? -ENOENT : r;
+        }
+        spool_close(&spool);
+        return result;
+}
+
+struct status_requeue_ctx {
+        struct spool *spool;
+        FILE *out;
+        unsigned count;
+        int error;
+};
+
+static int status_requeue_one(const struct spool_entry *e, void *userdata)
+{
+        struct status_requeue_ctx *ctx = userdata;
+        int r = spool_requeue(ctx->spool, e->id);
+
+        if (r == 0) {
+                fprintf(ctx->out, "requeued %s\n", e->id);
+                ctx->count++;
+        } else if (ctx->error == 0) {
+                ctx->error = r;
+        }
+        return 0;
+}
+
+int status_requeue_all(const struct hw_config *cfg, FILE *out, unsigned *count)
+{
+        struct status_requeue_ctx ctx = { .out = out };
+        struct spool spool;
+        int r;
+
+        r = spool_open(&spool, cfg->spool_dir);
+        if (r < 0)
+                return r;
+        ctx.spool = &spool;
+        r = spool_scan(&spool, SPOOL_DEAD, status_requeue_one, &ctx);
+        spool_close(&spool);
+        *count = ctx.count;
+        return r < 0 ? r : ctx.error;
+}
