@@ -12,6 +12,8 @@ struct header_field {
         char *name;     /* as written, NUL-terminated */
         char *value;    /* unfolded (CR/LF of folds removed), raw bytes,
                          * leading WSP removed, NUL-terminated */
+        size_t value_len; /* bytes of value: a NUL byte in the message
+                           * would end the C string early */
 };
 
 struct header_list {
@@ -23,7 +25,8 @@ struct header_list {
 /* Reads the header section of the message starting at offset in fd (pread
  * only, so the file position is untouched): up to the first empty line
  * (CRLF CRLF or LF LF) or end of file. More than max_lines physical lines or
- * HEADER_BYTES_MAX bytes is -E2BIG. Lines that are neither "name:" fields
+ * HEADER_BYTES_MAX bytes is -E2BIG (max_lines 0: no line limit, only the
+ * byte limit). Lines that are neither "name:" fields
  * nor continuations are skipped. *out is initialized here; on error it is
  * left empty. Returns 0 or -errno. */
 int header_read(int fd, off_t offset, unsigned max_lines, struct header_list *out);
