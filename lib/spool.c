@@ -177,15 +177,15 @@ static int spool_write_all(const struct spool_io *io, int fd, const char *p, siz
  * format becomes '?'. */
 static size_t envelope_put(char *buf, size_t size, size_t at, const char *key, const char *value)
 {
-        size_t n;
+        size_t n, value_len = strlen(value);
 
         if (at >= size)
                 return at;
         n = (size_t)snprintf(buf + at, size - at, "%s %s\n", key, value);
         if (at + n >= size)
                 return size;
-        for (char *p = buf + at + strlen(key) + 1; *p != '\n'; p++)
-                if (*p == '\r' || *p == '\0')
+        for (char *p = buf + at + strlen(key) + 1; p < buf + at + strlen(key) + 1 + value_len; p++)
+                if (*p == '\r' || *p == '\n')
                         *p = '?';
         return at + n;
 }

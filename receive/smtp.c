@@ -484,6 +484,8 @@ static int smtp_proceed(struct smtp_session *s, enum smtp_cmd cmd, const char *a
 int smtp_session_init(struct smtp_session *s, const struct hw_config *cfg, struct spool *spool,
                       const struct io_transport *t, const struct smtp_hooks *hooks)
 {
+        int r;
+
         memset(s, 0, offsetof(struct smtp_session, io));
         s->cfg = cfg;
         s->spool = spool;
@@ -491,8 +493,9 @@ int smtp_session_init(struct smtp_session *s, const struct hw_config *cfg, struc
         s->state = STATE_CONNECTED;
         s->item.fd = -1;
         io_init(&s->io, t, cfg->idle_timeout_ms > INT32_MAX ? INT32_MAX : (int)cfg->idle_timeout_ms);
+        r = envelope_init(&s->env, cfg->max_recipients);
         snprintf(s->env.remote_ip, sizeof(s->env.remote_ip), "unknown");
-        return envelope_init(&s->env, cfg->max_recipients);
+        return r;
 }
 
 void smtp_session_free(struct smtp_session *s)

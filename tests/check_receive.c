@@ -1,0 +1,249 @@
+/* Unit tests of hw-receive's pure parts: command parsing, the validators,
+ * and the DATA byte machine (end of data, dot-unstuffing, smuggling). */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+#include "smtp.h"
+#include "smtp_parse.h"
+
+/* Runs the DATA machine over input split in chunks of `step` bytes.
+ * Returns the produced message; *consumed is how much input was used. */
+static char *feed(const char *in, size_t len, size_t step, size_t *out_len, size_t *consumed,
+                  struct data_machine *m)
+{
+        char *out = malloc(len + 1);
+        size_t used = 0;
+
+        data_init(m);
+        *out_len = 0;
+        while (used < len && m->state != DATA_DONE) {
+                size_t n = len - used < step ? len - used : step;
+
+                used += data_feed(m, in + used, n, out, out_len);
+        }
+        out[*out_len] = '\0';
+        *consumed = used;
+        return out;
+}
+
+/* The same input must give the same result whatever the chunking. */
+static void assert_data(const char *in, const char *expect, bool done, size_t expect_consumed)
+{
+        static const size_t steps[] = { 1, 2, 3, 7, 4096 };
+
+        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+                struct data_machine m;
+                size_t out_len, consumed;
+                char *out = feed(in, strlen(in), steps[i], &out_len, &consumed, &m);
+
+                ck_assert_msg(out_len == strlen(expect) && memcmp(out, expect, out_len) == 0,
+                              "step %zu: got [%s] want [%s]", steps[i], out, expect);
+                ck_assert_int_eq(m.state == DATA_DONE, done);
+                if (done)
+                        ck_assert_uint_eq(consumed, expect_consumed);
+                ck_assert_uint_eq(m.size, out_len);
+                free(out);
+        }
+}
+
+START_TEST(test_data_end_and_unstuffing)
+{
+        assert_data("Subject: x\r\n\r\nhello\r\n.\r\n", "Subject: x\r\n\r\nhello\r\n", true, 24);
+        assert_data(".\r\n", "", true, 3);
+        assert_data("a\r\n..b\r\n...\r\n.\r\nQUIT\r\n", "a\r\n.b\r\n..\r\n", true, 16);
+        /* ".x" at a line start: the dot is stuffing and goes. */
+        assert_data(".x\r\n.\r\n", "x\r\n", true, 7);
+        /* ".\r" followed by other bytes: dot removed, CR kept. */
+        assert_data(".\rX\r\n.\r\n", "\rX\r\n", true, 8);
+}
+END_TEST
+
+START_TEST(test_data_smuggling_does_not_end)
+{
+        /* Bare LF and bare CR never make a line: none of these end DATA. */
+        assert_data("a\n.\nb", "a\n.\nb", false, 0);
+        assert_data("a\r.\rb", "a\r.\rb", false, 0);
+        assert_data("a\r\n.\nb", "a\r\n\nb", false, 0);
+        assert_data("a\n.\r\nb", "a\n.\r\nb", false, 0);
+        /* ... and the real end still works after them. */
+        assert_data("a\n.\r\nMAIL FROM:<x@y>\r\n.\r\n", "a\n.\r\nMAIL FROM:<x@y>\r\n", true, 25);
+}
+END_TEST
+
+START_TEST(test_data_header_counting)
+{
+        struct data_machine m;
+        size_t out_len, consumed;
+        const char *in = "Received: a\r\nreceived: b\r\n c\r\nX: Received: no\r\n\r\nReceived: body\r\n.\r\n";
+        char *out = feed(in, strlen(in), 5, &out_len, &consumed, &m);
+
+        ck_assert_uint_eq(m.received, 2);
+        ck_assert_uint_eq(m.header_lines, 4);
+        ck_assert(!m.in_header);
+        free(out);
+}
+END_TEST
+
+START_TEST(test_command_parse)
+{
+        const char *args;
+
+        ck_assert_int_eq(smtp_parse_command("EHLO mx.example", &args), CMD_EHLO);
+        ck_assert_str_eq(args, "mx.example");
+        ck_assert_int_eq(smtp_parse_command("mail from:<a@b>", &args), CMD_MAIL);
+        ck_assert_str_eq(args, "<a@b>");
+        ck_assert_int_eq(smtp_parse_command("RCPT TO: <a@b>", &args), CMD_RCPT);
+        ck_assert_str_eq(args, "<a@b>");
+        ck_assert_int_eq(smtp_parse_command("QUIT", &args), CMD_QUIT);
+        ck_assert_int_eq(smtp_parse_command("QUITX", &args), CMD_UNKNOWN);
+        ck_assert_int_eq(smtp_parse_command("DATAX", &args), CMD_UNKNOWN);
+        ck_assert_int_eq(smtp_parse_command("starttls", &args), CMD_STARTTLS);
+        ck_assert_int_eq(smtp_parse_command("BDAT 10", &args), CMD_UNKNOWN);
+        ck_assert_int_eq(smtp_parse_command("", &args), CMD_UNKNOWN);
+}
+END_TEST
+
+START_TEST(test_path_parse)
+{
+        struct smtp_path p;
+
+        ck_assert_int_eq(smtp_parse_path("<alice@example.net>", true, &p), 0);
+        ck_assert_str_eq(p.addr, "alice@example.net");
+        ck_assert_int_eq(smtp_parse_path("<>", true, &p), 0);
+        ck_assert_str_eq(p.addr, "");
+        ck_assert_int_eq(smtp_parse_path("<>", false, &p), -EINVAL);
+        ck_assert_int_eq(smtp_parse_path("<a@b.c> SIZE=1000 BODY=8BITMIME SMTPUTF8", true, &p), 0);
+        ck_assert_uint_eq(p.size, 1000);
+        ck_assert_int_eq(p.body, BODY_8BITMIME);
+        ck_assert(p.smtputf8);
+        ck_assert_int_eq(smtp_parse_path("<a@b.c> FOO=1", true, &p), -EPROTO);
+        ck_assert_int_eq(smtp_parse_path("<a@b.c> SIZE=1", false, &p), -EPROTO);
+        ck_assert_int_eq(smtp_parse_path("<@r1,@r2:u@d.e>", false, &p), 0);
+        ck_assert_str_eq(p.addr, "u@d.e");
+        ck_assert_int_eq(smtp_parse_path("bare@x.y", false, &p), 0);
+        ck_assert_int_eq(smtp_parse_path("<Postmaster>", false, &p), 0);
+        ck_assert_int_eq(smtp_parse_path("<no-at-sign>", false, &p), -EINVAL);
+        ck_assert_int_eq(smtp_parse_path("<a@b", false, &p), -EINVAL);
+        ck_assert_int_eq(smtp_parse_path("<a b@c.d>", false, &p), -EINVAL);
+        ck_assert_int_eq(smtp_parse_path("<\"a b\"@c.d>", false, &p), 0);
+        ck_assert_int_eq(smtp_parse_path("<a@[192.0.2.1]>", false, &p), 0);
+        ck_assert_int_eq(smtp_parse_path("<a@b..c>", false, &p), -EINVAL);
+
+        char long_addr[400];
+        memset(long_addr, 'a', sizeof(long_addr));
+        long_addr[0] = '<';
+        strcpy(long_addr + 300, "@x.y>");
+        ck_assert_int_eq(smtp_parse_path(long_addr, false, &p), -ENAMETOOLONG);
+}
+END_TEST
+
+START_TEST(test_address_utf8)
+{
+        ck_assert(smtp_address_valid("j\xc3\xb6rg@example.de", true));
+        ck_assert(!smtp_address_valid("j\xc3\xb6rg@example.de", false));
+        ck_assert(smtp_address_valid("user@xn--bcher-kva.example", false));
+}
+END_TEST
+
+START_TEST(test_proxy_v1)
+{
+        char ip[HW_IP_MAX];
+        unsigned port;
+
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP4 192.0.2.7 198.51.100.1 56324 25", ip, &port), 0);
+        ck_assert_str_eq(ip, "192.0.2.7");
+        ck_assert_uint_eq(port, 56324);
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP6 2001:db8::1 2001:db8::2 1 25", ip, &port), 0);
+        ck_assert_str_eq(ip, "2001:db8::1");
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY UNKNOWN", ip, &port), 0);
+        ck_assert_str_eq(ip, "");
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP4 999.0.2.7 198.51.100.1 1 25", ip, &port), -EINVAL);
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP4 192.0.2.7 198.51.100.1 70000 25", ip, &port), -EINVAL);
+        ck_assert_int_eq(smtp_parse_proxy_v1("EHLO x", ip, &port), -EINVAL);
+}
+END_TEST
+
+/* The validators need no I/O: a session that was never run will do. */
+static struct smtp_session *validator_session(struct hw_config *cfg)
+{
+        static struct smtp_session s;
+
+        memset(cfg, 0, sizeof(*cfg));
+        cfg->max_message_bytes = 1000;
+        cfg->max_recipients = 2;
+        cfg->accept_all_recipients = true;
+        memset(&s, 0, offsetof(struct smtp_session, io));
+        s.cfg = cfg;
+        envelope_init(&s.env, cfg->max_recipients);
+        return &s;
+}
+
+START_TEST(test_validators)
+{
+        struct hw_config cfg;
+        struct smtp_session *s = validator_session(&cfg);
+        struct smtp_path p;
+        char *domains[] = { "example.com", NULL };
+
+        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c>", &p), "503 5.5.1 Send HELO or EHLO first");
+        s->state = STATE_HELO;
+        s->esmtp = true;
+        ck_assert_ptr_null(smtp_check(s, CMD_MAIL, "<a@b.c>", &p));
+        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c> SIZE=1001", &p),
+                         "552 5.3.4 Message size exceeds fixed maximum message size");
+        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<a@b.c>", &p), "503 5.5.1 Need MAIL before RCPT");
+        ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p), "503 5.5.1 Need MAIL command");
+        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<j\xc3\xb6rg@b.c>", &p),
+                         "553 5.6.7 Non-ASCII address without SMTPUTF8");
+        s->state = STATE_MAIL;
+        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c>", &p), "503 5.5.1 Nested MAIL command");
+        ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p), "503 5.5.1 Need RCPT command");
+        ck_assert_ptr_null(smtp_check(s, CMD_RCPT, "<x@y.z>", &p));
+        envelope_add_rcpt(&s->env, "x@y.z");
+        envelope_add_rcpt(&s->env, "x2@y.z");
+        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<x3@y.z>", &p), "452 4.5.3 Too many recipients");
+        s->env.rcpt_count = 0;
+        cfg.accept_all_recipients = false;
+        cfg.accepted_domains = domains;
+        ck_assert_ptr_null(smtp_check(s, CMD_RCPT, "<x@EXAMPLE.com>", &p));
+        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<x@example.net>", &p),
+                         "550 5.7.1 Relaying denied: recipient domain not accepted here");
+        s->state = STATE_RCPT;
+        ck_assert_ptr_null(smtp_check(s, CMD_DATA, "", &p));
+        ck_assert_str_eq(smtp_check(s, CMD_DATA, "x", &p), "501 5.5.4 No arguments allowed");
+        ck_assert_str_eq(smtp_check(s, CMD_STARTTLS, "", &p), "502 5.5.1 STARTTLS not available");
+        ck_assert_str_eq(smtp_check(s, CMD_HELO, "", &p), "501 5.5.4 Syntax: HELO/EHLO hostname");
+        envelope_free(&s->env);
+}
+END_TEST
+
+static Suite *receive_suite(void)
+{
+        Suite *s = suite_create("receive");
+        TCase *tc = tcase_create("core");
+
+        tcase_add_test(tc, test_data_end_and_unstuffing);
+        tcase_add_test(tc, test_data_smuggling_does_not_end);
+        tcase_add_test(tc, test_data_header_counting);
+        tcase_add_test(tc, test_command_parse);
+        tcase_add_test(tc, test_path_parse);
+        tcase_add_test(tc, test_address_utf8);
+        tcase_add_test(tc, test_proxy_v1);
+        tcase_add_test(tc, test_validators);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(receive_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
