@@ -1,0 +1,227 @@
+/* Unit tests of hw-flush's pieces: spool names and moves, the run lock, the
+ * streamed URL encoding, the signature and the retry schedule. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../flush/payload.h"
+#include "../flush/runner.h"
+#include "../flush/sign.h"
+#include "spool.h"
+
+#define ID "1763729000123456-8f3a0c1b2e4d5a6f"
+
+START_TEST(test_entry_parse)
+{
+        struct spool_entry e;
+
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID, &e), 0);
+        ck_assert_str_eq(e.id, ID);
+        ck_assert_uint_eq(e.attempts, 0);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.1763729999000", &e), 0);
+        ck_assert_uint_eq(e.attempts, 3);
+        ck_assert_int_eq(e.due_ms, 1763729999000LL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2", &e), 0);
+        ck_assert_uint_eq(e.attempts, 2);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEAD, ID ".reason", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID ".1", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".x", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, "1763729000123456-8F3A0C1B2E4D5A6F", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, "../etc/passwd", &e), -EINVAL);
+}
+END_TEST
+
+static int count_cb(const struct spool_entry *e, void *userdata)
+{
+        (*(unsigned *)userdata)++;
+        return 0;
+}
+
+static unsigned count(struct spool *s, enum spool_dir d)
+{
+        unsigned n = 0;
+
+        ck_assert_int_eq(spool_scan(s, d, count_cb, &n), 0);
+        return n;
+}
+
+START_TEST(test_moves)
+{
+        char root[] = "/tmp/check-flush-XXXXXX", path[512], reason[256];
+        struct spool s;
+        struct spool_entry e, claimed, again;
+        int fd, fd2, lock;
+
+        ck_assert_ptr_nonnull(mkdtemp(root));
+        ck_assert_int_eq(spool_open(&s, root), 0);
+        snprintf(path, sizeof(path), "%s/pending/" ID, root);
+        fd = open(path, O_WRONLY | O_CREAT, 0600);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID, &e), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, &claimed, &fd), 0);
+        ck_assert_str_eq(claimed.name, ID ".0");
+        /* The rename is the lock: a second claim of the same entry loses. */
+        ck_assert_int_eq(spool_claim(&s, &e, &again, &fd2), -ENOENT);
+        close(fd);
+
+        ck_assert_int_eq(spool_defer(&s, &claimed, 1, 5000), 0);
+        ck_assert_uint_eq(count(&s, SPOOL_DEFERRED), 1);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.5000", &e), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, &claimed, &fd), 0);
+        close(fd);
+        ck_assert_str_eq(claimed.name, ID ".1");
+
+        /* A run that died: recover puts it back, due at once. */
+        ck_assert_int_eq(spool_recover(&s, 7000), 1);
+        ck_assert_uint_eq(count(&s, SPOOL_PROCESSING), 0);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.7000", &e), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, &claimed, &fd), 0);
+        close(fd);
+
+        ck_assert_int_eq(spool_bury(&s, &claimed, "status: 406\n"), 0);
+        ck_assert_uint_eq(count(&s, SPOOL_DEAD), 1);     /* the reason is not an item */
+        ck_assert_int_eq(spool_dead_reason(&s, ID, reason, sizeof(reason)), 0);
+        ck_assert_str_eq(reason, "status: 406\n");
+
+        ck_assert_int_eq(spool_requeue(&s, ID), 0);
+        ck_assert_uint_eq(count(&s, SPOOL_DEAD), 0);
+        ck_assert_uint_eq(count(&s, SPOOL_PENDING), 1);
+        ck_assert_int_eq(spool_requeue(&s, ID), -ENOENT);
+        ck_assert_int_eq(spool_requeue(&s, "../x"), -EINVAL);
+
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID, &e), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, &claimed, &fd), 0);
+        close(fd);
+        ck_assert_int_eq(spool_done(&s, &claimed), 0);
+        ck_assert_uint_eq(count(&s, SPOOL_PROCESSING), 0);
+
+        lock = spool_lock(&s, false);
+        ck_assert_int_ge(lock, 0);
+        /* flock locks belong to the open file: a second open is refused. */
+        ck_assert_int_eq(spool_lock(&s, false), -EBUSY);
+        close(lock);
+        lock = spool_lock(&s, false);
+        ck_assert_int_ge(lock, 0);
+        close(lock);
+
+        spool_close(&s);
+        snprintf(path, sizeof(path), "rm -rf '%s'", root);
+        ck_assert_int_eq(system(path), 0);
+}
+END_TEST
+
+/* The stream, read with every buffer size from 1 up, equals the encoding
+ * of the whole, and its length is the announced one. */
+START_TEST(test_payload_stream)
+{
+        char tmpl[] = "/tmp/check-flush-payload-XXXXXX";
+        static const char message[] = "Subject: x\r\n\r\nab c%&=+\xff\x00\xe9~._-\r\n.\r\n";
+        size_t mlen = sizeof(message) - 1;
+        struct payload_fields f = {
+                .recipient = (char *)"a@b.example,c@d.example",
+                .sender = "",
+                .from = (char *)"J\xc3\xbcrgen",
+                .subject = (char *)"a&b=c",
+                .headers_json = (char *)"[[\"Subject\",\"x\"]]",
+                .queue_id = ID,
+        };
+        struct sign_fields sig = { "1700000000", "ab", "" };
+        struct payload *p = malloc(sizeof(*p));
+        char expect[1024], got[1024], *e = expect;
+        int fd = mkstemp(tmpl);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_ptr_nonnull(p);
+        unlink(tmpl);
+        ck_assert_int_eq(write(fd, "env\n\n", 5), 5);
+        ck_assert_int_eq(write(fd, message, mlen), (ssize_t)mlen);
+        e += sprintf(e, "recipient=a%%40b.example%%2Cc%%40d.example&sender=&from=J%%C3%%BCrgen"
+                     "&subject=a%%26b%%3Dc&message-headers=%%5B%%5B%%22Subject%%22%%2C%%22x%%22%%5D%%5D"
+                     "&timestamp=1700000000&token=ab&queue-id=" ID "&body-mime=");
+        ck_assert_uint_eq(payload_encode(message, mlen, e), payload_encoded_len(message, mlen));
+        e += payload_encoded_len(message, mlen);
+
+        ck_assert_int_eq(payload_init(p, &f, &sig, fd, 5), 0);
+        ck_assert_uint_eq(payload_size(p), (uint64_t)(e - expect));
+        for (size_t chunk = 1; chunk < 40; chunk++) {
+                size_t len = 0;
+                ssize_t n;
+
+                payload_rewind(p);
+                while ((n = payload_read(p, got + len, chunk)) > 0)
+                        len += (size_t)n;
+                ck_assert_int_eq(n, 0);
+                ck_assert_uint_eq(len, (size_t)(e - expect));
+                ck_assert(memcmp(got, expect, len) == 0);
+        }
+        payload_free(p);
+        free(p);
+        close(fd);
+}
+END_TEST
+
+START_TEST(test_sign)
+{
+        struct sign_fields a, b;
+        char hex[SIGN_SIGNATURE_LEN + 1];
+
+        /* RFC 4231 test case 2 */
+        ck_assert_int_eq(sign_hmac_hex("Jefe", 4, "what do ya want for nothing?", 28, hex), 0);
+        ck_assert_str_eq(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        ck_assert_int_eq(sign_make(&a, 1700000000, "key", 3), 0);
+        ck_assert_int_eq(sign_make(&b, 1700000000, "", 0), 0);
+        ck_assert_str_eq(a.timestamp, "1700000000");
+        ck_assert_uint_eq(strlen(a.token), SIGN_TOKEN_LEN);
+        ck_assert_uint_eq(strspn(a.token, "0123456789abcdef"), SIGN_TOKEN_LEN);
+        ck_assert_str_ne(a.token, b.token);
+        ck_assert_uint_eq(strlen(a.signature), SIGN_SIGNATURE_LEN);
+        ck_assert_str_eq(b.signature, "");
+}
+END_TEST
+
+START_TEST(test_next_due)
+{
+        struct hw_config cfg = {
+                .retry_interval_ms = 30000,
+                .retry_max_interval_ms = 3600000,
+        };
+
+        ck_assert_int_eq(runner_next_due(&cfg, 0, 1, 1000), 31000);
+        ck_assert_int_eq(runner_next_due(&cfg, 0, 2, 1000), 61000);
+        ck_assert_int_eq(runner_next_due(&cfg, 0, 3, 1000), 121000);
+        ck_assert_int_eq(runner_next_due(&cfg, 0, 8, 1000), 1000 + 3600000);
+        ck_assert_int_eq(runner_next_due(&cfg, 0, 4000000000u, 1000), 1000 + 3600000);
+        cfg.max_retry_age_ms = 100000;
+        ck_assert_int_eq(runner_next_due(&cfg, 0, 3, 1000), 100000);  /* last try at the age */
+        ck_assert_int_eq(runner_next_due(&cfg, 0, 1, 100000), -1);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("flush");
+        TCase *tc = tcase_create("core");
+        SRunner *sr;
+        int failed;
+
+        tcase_add_test(tc, test_entry_parse);
+        tcase_add_test(tc, test_moves);
+        tcase_add_test(tc, test_payload_stream);
+        tcase_add_test(tc, test_sign);
+        tcase_add_test(tc, test_next_due);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
