@@ -15,7 +15,7 @@
 
 /* Length of the well-formed sequence at p (1..4), or minus the length of
  * the maximal subpart to replace (-1..-3). n >= 1. */
-static int utf8_seq(const unsigned char *p, size_t n)
+static inline int utf8_seq(const unsigned char *p, size_t n)
 {
         unsigned char b = p[0];
         unsigned char lo = 0x80, hi = 0xbf;     /* range of the second byte */
@@ -56,7 +56,13 @@ bool utf8_valid(const char *s, size_t len)
         size_t i = 0;
 
         while (i < len) {
-                int k = utf8_seq(p + i, len - i);
+                int k;
+
+                if (p[i] < 0x80) {
+                        i++;
+                        continue;
+                }
+                k = utf8_seq(p + i, len - i);
                 if (k < 0)
                         return false;
                 i += (size_t)k;
@@ -80,7 +86,19 @@ char *utf8_sanitize(const char *s, size_t len)
                 return NULL;
         o = out;
         while (i < len) {
-                int k = p[i] ? utf8_seq(p + i, len - i) : -1;
+                size_t run = i;
+                int k;
+
+                /* Most header text is ASCII: copy runs of it at once. */
+                while (run < len && p[run] != 0 && p[run] < 0x80)
+                        run++;
+                if (run > i) {
+                        memcpy(o, p + i, run - i);
+                        o += run - i;
+                        i = run;
+                        continue;
+                }
+                k = p[i] ? utf8_seq(p + i, len - i) : -1;
                 if (k > 0) {
                         memcpy(o, p + i, (size_t)k);
                         o += k;
