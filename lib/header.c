@@ -202,6 +202,9 @@ int header_read(int fd, off_t offset, unsigned max_lines, struct header_list *ou
         memset(out, 0, sizeof(*out));
         if (offset < 0)
                 return -EINVAL;
+        /* offset + len below must not overflow off_t. */
+        if (offset > INT64_MAX - (off_t)cap)
+                return -EOVERFLOW;
         while (!found && len < cap) {
                 size_t want = cap - len < HEADER_READ_CHUNK ? cap - len : HEADER_READ_CHUNK;
                 ssize_t n;

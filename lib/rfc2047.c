@@ -239,37 +239,57 @@ static int rfc2047_convert(const char *charset, const char *in, size_t n,
                            char **out, size_t *olen)
 {
         iconv_t cd = iconv_open("UTF-8", charset);
-        char *buf, *ip = (char *)in, *op;
-        size_t cap, ileft = n, oleft;
+        char *buf = NULL, *ip = (char *)in, *op;
+        size_t cap = 0, used = 0, ileft = n;
+        bool flushed = false;
         int r = 0;
 
         if (cd == (iconv_t)-1)
                 return errno == ENOMEM ? -ENOMEM : -EINVAL;
-        /* UTF-8 needs at most 4 bytes per input byte for any charset glibc
-         * has, plus room for a stateful charset's final reset. */
-        if (n > (SIZE_MAX - 16) / 4) {
-                iconv_close(cd);
-                return -ENOMEM;
+        /* Twice the input is enough for most charsets; a few (TSCII) make
+         * several characters of one byte, so E2BIG grows the buffer. */
+        for (;;) {
+                size_t oleft, res;
+                char *nb;
+
+                if (cap > (SIZE_MAX - 64) / 2 - n) {
+                        r = -ENOMEM;
+                        break;
+                }
+                cap = cap ? cap * 2 : n * 2 + 64;
+                nb = realloc(buf, cap);
+                if (!nb) {
+                        r = -ENOMEM;
+                        break;
+                }
+                buf = nb;
+                op = buf + used;
+                oleft = cap - used - 1;
+                /* The NULL call ends a stateful charset's shift state. */
+                if (!flushed)
+                        res = iconv(cd, &ip, &ileft, &op, &oleft);
+                else
+                        res = iconv(cd, NULL, NULL, &op, &oleft);
+                if (res != (size_t)-1 && !flushed) {
+                        flushed = true;
+                        res = iconv(cd, NULL, NULL, &op, &oleft);
+                }
+                used = (size_t)(op - buf);
+                if (res != (size_t)-1)
+                        break;
+                if (errno != E2BIG) {
+                        r = -EILSEQ;    /* EILSEQ, or EINVAL: input cut short */
+                        break;
+                }
         }
-        cap = n * 4 + 16;
-        buf = malloc(cap);
-        if (!buf) {
-                iconv_close(cd);
-                return -ENOMEM;
-        }
-        op = buf;
-        oleft = cap - 1;
-        if (iconv(cd, &ip, &ileft, &op, &oleft) == (size_t)-1 ||
-            iconv(cd, NULL, NULL, &op, &oleft) == (size_t)-1)
-                r = errno == E2BIG ? -EILSEQ : -errno;
         iconv_close(cd);
         if (r < 0) {
                 free(buf);
-                return r == -ENOMEM ? r : -EILSEQ;
+                return r;
         }
-        *op = '\0';
+        buf[used] = '\0';
         *out = buf;
-        *olen = (size_t)(op - buf);
+        *olen = used;
         return 0;
 }
 

@@ -2,6 +2,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,17 @@ START_TEST(rfc2047_charsets)
         /* A stateful charset needs its final shift sequence flushed. */
         assert_decode("=?ISO-2022-JP?B?GyRCJEskWyRzGyhC?=",
                       "\xe3\x81\xab\xe3\x81\xbb\xe3\x82\x93");
+        /* A charset that makes four characters of one byte: the output
+         * buffer must grow. */
+        {
+                char in[256] = "=?TSCII?Q?", want[1024] = "";
+                for (int i = 0; i < 40; i++) {
+                        strcat(in, "=82");
+                        strcat(want, "\xe0\xae\xb8\xe0\xaf\x8d\xe0\xae\xb0\xe0\xaf\x80");
+                }
+                strcat(in, "?=");
+                assert_decode(in, want);
+        }
         /* RFC 2231 language suffix. */
         assert_decode("=?UTF-8*en-us?Q?hi?=", "hi");
         assert_decode("=?US-ASCII*EN?Q?Keith_Moore?=", "Keith Moore");
@@ -466,6 +478,7 @@ START_TEST(header_read_file)
         ck_assert_int_eq(header_read(fd, 10000, 0, &h), 0);
         ck_assert_uint_eq(h.count, 0);
         ck_assert_int_eq(header_read(fd, -1, 0, &h), -EINVAL);
+        ck_assert_int_eq(header_read(fd, INT64_MAX - 10, 0, &h), -EOVERFLOW);
         ck_assert_int_eq(close(fd), 0);
         ck_assert_int_eq(header_read(fd, 0, 0, &h), -EBADF);
 }
