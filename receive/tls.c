@@ -30,11 +30,16 @@
 
 #include "modules.h"
 
-/* Each string is tried in turn: @SYSTEM needs a system priority file,
- * which not every distribution ships. */
-static const char *const tls_priorities[] = {
-        "@SYSTEM:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
-        "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+/* Tried in turn: the system's policy (@SYSTEM needs a system priority
+ * file, which not every distribution ships), then the library's default
+ * (which a system file may also set), each with the versions narrowed. */
+static const struct {
+        const char *string;
+        unsigned flags;
+} tls_priorities[] = {
+        { "@SYSTEM:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", 0 },
+        { "-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", GNUTLS_PRIORITY_INIT_DEF_APPEND },
+        { "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", 0 },
 };
 
 struct tls_state {
@@ -169,7 +174,8 @@ static int tls_check(const struct hw_config *cfg, char *err, size_t errlen)
 
         r = GNUTLS_E_INVALID_REQUEST;
         for (size_t i = 0; i < sizeof(tls_priorities) / sizeof(tls_priorities[0]) && r < 0; i++)
-                r = gnutls_priority_init2(&tls.priority, tls_priorities[i], NULL, 0);
+                r = gnutls_priority_init2(&tls.priority, tls_priorities[i].string, NULL,
+                                          tls_priorities[i].flags);
         if (r < 0) {
                 tls.priority = NULL;
                 snprintf(err, errlen, "no usable TLS priority string: %s", gnutls_strerror(r));
