@@ -7,6 +7,7 @@
  * message and a 200 to that would lose it.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,8 +123,7 @@ static size_t deliver_discard_cb(char *ptr, size_t size, size_t nmemb, void *use
 static int deliver_easy_setup(struct deliver *d, CURL *easy, struct curl_slist *headers)
 {
         const struct hw_config *cfg = d->cfg;
-        /* capped at INT32_MAX: <limits.h> is shadowed by lib/limits.h */
-        long timeout = cfg->timeout_ms > INT32_MAX ? INT32_MAX : (long)cfg->timeout_ms;
+        long timeout = cfg->timeout_ms > LONG_MAX ? LONG_MAX : (long)cfg->timeout_ms;
         int r = 0;
 
         r |= deliver_setopt(easy, CURLOPT_NOSIGNAL, 1L);

@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 
-#include "../lib/config.h"        /* not the top-level autoconf one */
+#include "config.h"
 #include "payload.h"
 
 #define DELIVER_ERROR_MAX 256             /* libcurl's CURL_ERROR_SIZE */

@@ -16,7 +16,7 @@
 
 #include <curl/curl.h>
 
-#include "../lib/config.h"        /* not the top-level autoconf one */
+#include "config.h"
 #include "log.h"
 #include "runner.h"
 #include "status.h"

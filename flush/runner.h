@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../lib/config.h"        /* not the top-level autoconf one */
+#include "config.h"
 
 struct runner_options {
         bool ignore_backoff;              /* --now: every deferred item too */

@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#include "../lib/config.h"        /* not the top-level autoconf one */
+#include "config.h"
 
 int status_print(const struct hw_config *cfg, FILE *out);
 /* Requeues the dead letters ids[0..n); reports each on out/err. Returns 0,

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "limits.h"
+#include "hw_limits.h"
 
 enum decision_mode {
         DECISION_MODE_MINIMAL,

@@ -58,7 +58,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "limits.h"
+#include "hw_limits.h"
 
 enum spool_dir {
         SPOOL_TMP,

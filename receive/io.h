@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "limits.h"
+#include "hw_limits.h"
 
 struct io_transport {
         /* > 0 bytes read, 0 end of input, -ETIMEDOUT after timeout_ms

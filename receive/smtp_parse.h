@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "limits.h"
+#include "hw_limits.h"
 
 enum smtp_cmd {
         CMD_UNKNOWN,
