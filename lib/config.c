@@ -3,6 +3,7 @@
  * is an error naming the variable: nothing falls back to a default. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -323,6 +324,14 @@ int config_load(struct hw_config *cfg, char *err, size_t errlen)
         if (!cfg->tls_cert_path[0] != !cfg->tls_key_path[0]) {
                 r = config_fail(err, errlen, "SMTP_TLS_CERT_PATH and SMTP_TLS_KEY_PATH: set both or neither");
                 goto fail;
+        }
+        for (char **p = cfg->proxy_trusted; *p; p++) {
+                unsigned char addr[16];
+
+                if (inet_pton(AF_INET, *p, addr) != 1 && inet_pton(AF_INET6, *p, addr) != 1) {
+                        r = config_fail(err, errlen, "SMTP_PROXY_TRUSTED: '%s' is not an IP address", *p);
+                        goto fail;
+                }
         }
         if (cfg->spool_dir[0] != '/') {
                 r = config_fail(err, errlen, "SPOOL_DIR: '%s' is not an absolute path", cfg->spool_dir);

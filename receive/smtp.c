@@ -240,9 +240,9 @@ static int smtp_proceed_starttls(struct smtp_session *s, const char *args, const
         if (r >= 0)
                 r = s->hooks->tls_start(s);
         if (r < 0) {
-                /* The stream is in an unknown state: nothing more can be said. */
+                /* The stream is in an unknown state: nothing more can be said.
+                 * The hook has logged why. */
                 s->state = STATE_CLOSING;
-                log_msg(LOG_WARNING, "TLS handshake with %s failed: %s", s->env.remote_ip, strerror(-r));
                 return 0;
         }
         /* RFC 3207 4.2: forget everything learnt before TLS, EHLO again. */

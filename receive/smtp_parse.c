@@ -112,7 +112,12 @@ static int smtp_parse_param(const char *param, size_t len, struct smtp_path *out
         if (strcasecmp(buf, "SIZE") == 0 && value && isdigit((unsigned char)*value)) {
                 errno = 0;
                 out->size = strtoull(value, &end, 10);
-                return errno || *end ? -EPROTO : 0;
+                if (*end)
+                        return -EPROTO;
+                /* Digits beyond 2^64 still declare a message too big. */
+                if (errno == ERANGE)
+                        out->size = UINT64_MAX;
+                return 0;
         }
         if (strcasecmp(buf, "BODY") == 0 && value) {
                 if (strcasecmp(value, "7BIT") == 0)
