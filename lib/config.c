@@ -325,11 +325,21 @@ int config_load(struct hw_config *cfg, char *err, size_t errlen)
                 r = config_fail(err, errlen, "SMTP_TLS_CERT_PATH and SMTP_TLS_KEY_PATH: set both or neither");
                 goto fail;
         }
+        /* Stored in inet_ntop's form, the form the peer's address is compared in. */
         for (char **p = cfg->proxy_trusted; *p; p++) {
                 unsigned char addr[16];
+                char canonical[INET6_ADDRSTRLEN];
+                int family = strchr(*p, ':') ? AF_INET6 : AF_INET;
 
-                if (inet_pton(AF_INET, *p, addr) != 1 && inet_pton(AF_INET6, *p, addr) != 1) {
+                if (inet_pton(family, *p, addr) != 1 ||
+                    !inet_ntop(family, addr, canonical, sizeof(canonical))) {
                         r = config_fail(err, errlen, "SMTP_PROXY_TRUSTED: '%s' is not an IP address", *p);
+                        goto fail;
+                }
+                free(*p);
+                *p = strdup(canonical);
+                if (!*p) {
+                        r = config_fail(err, errlen, "SMTP_PROXY_TRUSTED: out of memory");
                         goto fail;
                 }
         }

@@ -21,7 +21,7 @@ static const char *const config_vars[] = {
         "FLUSH_CONCURRENCY", "WEBHOOK_DECISION_URL", "WEBHOOK_DECISION_TOKEN",
         "WEBHOOK_DECISION_PAYLOAD_MODE", "ACCEPT_ALL_RECIPIENTS", "ACCEPTED_DOMAINS",
         "SMTP_TLS_CERT_PATH", "SMTP_TLS_KEY_PATH", "SPOOL_DIR", "SMTP_MAX_RECIPIENTS",
-        "CREDENTIALS_DIRECTORY", "SMTP_HOSTNAME", NULL,
+        "CREDENTIALS_DIRECTORY", "SMTP_HOSTNAME", "SMTP_PROXY_TRUSTED", "SPOOL_MIN_FREE_BYTES", NULL,
 };
 
 static void config_clear_env(void)
@@ -81,6 +81,8 @@ START_TEST(test_config_bad_values)
                 { "SPOOL_DIR", "relative/path" },
                 { "SMTP_MAX_RECIPIENTS", "100000" },
                 { "FLUSH_CONCURRENCY", "0" },
+                { "SMTP_PROXY_TRUSTED", "proxy.example.net" },
+                { "SMTP_PROXY_TRUSTED", "192.0.2.1,300.1.1.1" },
         };
         struct hw_config cfg;
         char err[256];
@@ -125,6 +127,15 @@ START_TEST(test_config_values)
         ck_assert(config_is_role_address(&cfg, "BILLING@x.y"));
         ck_assert(!config_is_role_address(&cfg, "postmaster@x.y"));
         ck_assert_int_eq(config_check_flush(&cfg, err, sizeof(err)), 0);
+        config_free(&cfg);
+
+        /* Trusted proxies are kept in the form peers' addresses are shown in. */
+        setenv("SMTP_PROXY_TRUSTED", "0:0::1, 192.0.2.1,2001:DB8:0:0::7", 1);
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), 0);
+        ck_assert_str_eq(cfg.proxy_trusted[0], "::1");
+        ck_assert_str_eq(cfg.proxy_trusted[1], "192.0.2.1");
+        ck_assert_str_eq(cfg.proxy_trusted[2], "2001:db8::7");
+        unsetenv("SMTP_PROXY_TRUSTED");
 
         /* --check-config output must not show the URL's password. */
         char *text = NULL;
