@@ -6,7 +6,8 @@
  *
  *   smtp-load [-c CONC] [-m PER_CONN] [-d SECONDS] [-s SIZE] HOST PORT
  *
- * Prints one line: messages, connections, seconds, messages per second. */
+ * Prints one line: messages, connections, seconds, messages per second and
+ * the client's own CPU time per message. */
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -233,7 +235,8 @@ int main(int argc, char **argv)
         struct load_worker *workers;
         struct load_shared sh = { .per_conn = 1 };
         unsigned long messages = 0, connections = 0;
-        double seconds = 5, t0, elapsed;
+        double seconds = 5, t0, elapsed, cpu_ms;
+        struct rusage ru;
         size_t size = 4096;
         int conc = 1, opt, r, failed = 0;
 
@@ -292,8 +295,14 @@ int main(int argc, char **argv)
                 }
         }
         elapsed = load_now() - t0;
-        printf("concurrency=%d per_conn=%ld size=%zu messages=%lu connections=%lu seconds=%.2f msgs_per_s=%.1f\n",
-               conc, sh.per_conn, size, messages, connections, elapsed, messages / elapsed);
+        if (getrusage(RUSAGE_SELF, &ru) < 0)
+                return 1;
+        cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+                 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+        printf("concurrency=%d per_conn=%ld size=%zu messages=%lu connections=%lu seconds=%.2f "
+               "msgs_per_s=%.1f client_cpu_ms_per_msg=%.3f\n",
+               conc, sh.per_conn, size, messages, connections, elapsed, messages / elapsed,
+               messages ? cpu_ms / messages : 0);
         freeaddrinfo(sh.addr);
         return failed;
 usage:
