@@ -43,6 +43,20 @@ const char *spool_dir_name(enum spool_dir dir)
         return spool_dir_names[dir];
 }
 
+/* Opens a spool directory, creating it only when missing: the common case
+ * (it exists) costs one system call per directory and connection. */
+static int spool_open_dir(int parent_fd, const char *name)
+{
+        int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 && errno == ENOENT) {
+                if (mkdirat(parent_fd, name, 0700) < 0 && errno != EEXIST)
+                        return -errno;
+                fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+        return fd < 0 ? -errno : fd;
+}
+
 int spool_open(struct spool *s, const char *root)
 {
         int r;
@@ -50,24 +64,18 @@ int spool_open(struct spool *s, const char *root)
         s->io = &spool_io_system;
         for (int i = 0; i < _SPOOL_DIR_MAX; i++)
                 s->dir_fd[i] = -1;
-        if (mkdir(root, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        s->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        s->root_fd = spool_open_dir(AT_FDCWD, root);
         if (s->root_fd < 0)
-                return -errno;
+                return s->root_fd;
         for (int i = 0; i < _SPOOL_DIR_MAX; i++) {
-                if (mkdirat(s->root_fd, spool_dir_names[i], 0700) < 0 && errno != EEXIST)
-                        goto fail;
-                s->dir_fd[i] = openat(s->root_fd, spool_dir_names[i],
-                                      O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (s->dir_fd[i] < 0)
-                        goto fail;
+                r = spool_open_dir(s->root_fd, spool_dir_names[i]);
+                if (r < 0) {
+                        spool_close(s);
+                        return r;
+                }
+                s->dir_fd[i] = r;
         }
         return 0;
-fail:
-        r = -errno;
-        spool_close(s);
-        return r;
 }
 
 void spool_close(struct spool *s)
@@ -216,7 +224,9 @@ static int envelope_format(const struct envelope *env, char *buf, size_t size, s
 
 int spool_create(struct spool *s, const struct envelope *env, struct spool_item *item)
 {
-        size_t size = ENVELOPE_MAX, len = 0;
+        /* Sized for this envelope: a fixed maximum would be a large
+         * allocation (an mmap) for every message. */
+        size_t size = 16 * 1024 + env->rcpt_count * (HW_ADDR_MAX + 8), len = 0;
         char *block;
         int r;
 
@@ -367,16 +377,31 @@ static int envelope_parse_line(struct envelope *env, char *line)
 
 int envelope_read(int fd, struct envelope *env, off_t *body_offset)
 {
-        char *buf = malloc(ENVELOPE_MAX + 1);
-        size_t len = 0;
+        /* Most envelopes are a few hundred bytes: start small, grow to the bound. */
+        size_t size = 4096, len = 0;
+        char *buf = malloc(size + 1);
         char *line, *end;
         int r = 0;
 
         if (!buf)
                 return -ENOMEM;
-        while (len < ENVELOPE_MAX) {
-                ssize_t n = pread(fd, buf + len, ENVELOPE_MAX - len, (off_t)len);
+        for (;;) {
+                ssize_t n;
 
+                if (len == size) {
+                        char *bigger;
+
+                        if (size >= ENVELOPE_MAX)
+                                break;
+                        size = size * 2 > ENVELOPE_MAX ? ENVELOPE_MAX : size * 2;
+                        bigger = realloc(buf, size + 1);
+                        if (!bigger) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        buf = bigger;
+                }
+                n = pread(fd, buf + len, size - len, (off_t)len);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
