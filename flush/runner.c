@@ -425,6 +425,15 @@ static int runner_loop(struct runner *r)
         }
 }
 
+static void runner_report_stray(const char *name, int error)
+{
+        if (error)
+                log_msg(LOG_ERR, "pending/%s is not a spool item and cannot be moved to dead/: %s",
+                        name, strerror(-error));
+        else
+                log_msg(LOG_WARNING, "pending/%s is not a spool item: moved to dead/%s", name, name);
+}
+
 int runner_run(const struct hw_config *cfg, const struct runner_options *opt,
                struct runner_stats *stats)
 {
@@ -457,6 +466,10 @@ int runner_run(const struct hw_config *cfg, const struct runner_options *opt,
                 log_msg(LOG_WARNING, "cannot clean tmp/: %s", strerror(-e));
         else if (e > 0)
                 log_msg(LOG_NOTICE, "removed %d stale item(s) from tmp/", e);
+
+        e = spool_evict_strays(&r.spool, runner_report_stray);
+        if (e < 0)
+                log_msg(LOG_WARNING, "cannot check pending/ for stray files: %s", strerror(-e));
 
         e = deliver_target_init(&r.main_target, cfg->webhook_url);
         if (e < 0) {

@@ -173,6 +173,9 @@ int spool_bury(struct spool *s, const struct spool_entry *e, const char *reason_
 int spool_recover(struct spool *s, int64_t now_ms);
 int spool_requeue(struct spool *s, const char *id);
 int spool_clean_tmp(struct spool *s, int64_t now_ms);
+/* Moves names in pending/ that are not items to dead/; report() is told of
+ * each (error 0, or -errno when it could not be moved). Returns how many. */
+int spool_evict_strays(struct spool *s, void (*report)(const char *name, int error));
 /* Reads dead/ID.reason into buf (NUL-terminated, truncated to len). */
 int spool_dead_reason(struct spool *s, const char *id, char *buf, size_t len);
 /* Takes the run lock (flock on SPOOL_DIR/flush.lock); returns its fd, to be

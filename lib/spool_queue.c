@@ -420,3 +420,43 @@ int spool_lock(struct spool *s, bool wait)
         }
         return fd;
 }
+
+/* Anything in pending/ that is not an item (an editor's backup, a file an
+ * operator dropped there) would keep hw-flush.path's DirectoryNotEmpty=
+ * true for ever, restarting hw-flush in a loop: it goes to dead/ under its
+ * own name, never replacing a file there, and is logged by the caller. */
+int spool_evict_strays(struct spool *s, void (*report)(const char *name, int error))
+{
+        struct spool_entry e;
+        struct dirent *de;
+        DIR *d;
+        int fd, r = 0, count = 0;
+
+        fd = openat(s->dir_fd[SPOOL_PENDING], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        while ((errno = 0, de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+                    spool_entry_parse(SPOOL_PENDING, de->d_name, &e) == 0)
+                        continue;
+                if (renameat2(s->dir_fd[SPOOL_PENDING], de->d_name, s->dir_fd[SPOOL_DEAD],
+                              de->d_name, RENAME_NOREPLACE) < 0) {
+                        report(de->d_name, -errno);
+                        continue;
+                }
+                report(de->d_name, 0);
+                count++;
+        }
+        if (errno != 0)
+                r = -errno;
+        closedir(d);
+        if (r >= 0 && count > 0)
+                r = spool_fsync_dir(s, SPOOL_DEAD);
+        return r < 0 ? r : count;
+}

@@ -414,6 +414,50 @@ START_TEST(test_session_disk_faults)
 }
 END_TEST
 
+static int strays_reported;
+
+static void count_stray(const char *name, int error)
+{
+        ck_assert_int_eq(error, 0);
+        strays_reported++;
+}
+
+/* Stray files in pending/ would keep hw-flush.path firing for ever. */
+START_TEST(test_spool_evict_strays)
+{
+        struct spool s;
+        struct envelope env;
+        struct spool_item *item = malloc(sizeof(*item));
+        char path[256];
+        FILE *f;
+
+        spool_setup(&s);
+        make_envelope(&env);
+        ck_assert_int_eq(spool_create(&s, &env, item), 0);
+        ck_assert_int_eq(spool_commit(item), 0);
+        for (int i = 0; i < 2; i++) {
+                snprintf(path, sizeof(path), "%s/pending/%s", spool_root, i ? ".note.swp" : "README");
+                f = fopen(path, "w");
+                ck_assert_ptr_nonnull(f);
+                fputs("operator's file\n", f);
+                fclose(f);
+        }
+        strays_reported = 0;
+        ck_assert_int_eq(spool_evict_strays(&s, count_stray), 2);
+        ck_assert_int_eq(strays_reported, 2);
+        /* The real item stays; the strays are kept in dead/, not deleted. */
+        ck_assert_int_eq(count_entries("pending"), 1);
+        snprintf(path, sizeof(path), "%s/dead/README", spool_root);
+        ck_assert_int_eq(access(path, F_OK), 0);
+        snprintf(path, sizeof(path), "%s/dead/.note.swp", spool_root);
+        ck_assert_int_eq(access(path, F_OK), 0);
+        ck_assert_int_eq(spool_evict_strays(&s, count_stray), 0);
+        envelope_free(&env);
+        free(item);
+        spool_teardown(&s);
+}
+END_TEST
+
 static Suite *lib_suite(void)
 {
         Suite *s = suite_create("lib");
@@ -427,6 +471,7 @@ static Suite *lib_suite(void)
         tcase_add_test(tc, test_spool_commit_and_read);
         tcase_add_test(tc, test_spool_commit_fsyncs);
         tcase_add_test(tc, test_session_disk_faults);
+        tcase_add_test(tc, test_spool_evict_strays);
         suite_add_tcase(s, tc);
         return s;
 }
