@@ -6,11 +6,13 @@
  * followed, by design: a 301/302/303 would become a GET without the
  * message and a 200 to that would lose it.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -24,6 +26,7 @@ struct deliver {
         CURL **free_easy;                 /* stack of idle handles */
         CURL **all_easy;
         const struct hw_config *cfg;
+        char ca_file[PATH_MAX];           /* trust anchors; "" = libcurl's default */
 };
 
 /* Every option is checked: an option this libcurl does not know must not
@@ -144,12 +147,80 @@ static int deliver_easy_setup(struct deliver *d, CURL *easy, struct curl_slist *
         r |= deliver_setopt(easy, CURLOPT_USERAGENT, "hw-flush/" HW_VERSION);
         r |= deliver_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
         r |= deliver_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-        if (cfg->webhook_ca_file[0])
-                r |= deliver_setopt(easy, CURLOPT_CAINFO, cfg->webhook_ca_file);
+        if (d->ca_file[0]) {
+                /* One bundle and nothing else: libcurl would also read its
+                 * default CA path, every file of it, for every connection. */
+                r |= deliver_setopt(easy, CURLOPT_CAINFO, d->ca_file);
+                r |= deliver_setopt(easy, CURLOPT_CAPATH, NULL);
+        }
         return r ? -EINVAL : 0;
 }
 
 static struct curl_slist *deliver_headers;
+
+/* The trust anchors: WEBHOOK_CA_FILE replaces the system's store. Without
+ * it, a libcurl that knows only a CA directory (Debian's: /etc/ssl/certs)
+ * has GnuTLS parse all of it for each connection, every certificate three
+ * times over (its file, its hash link, the bundle), 8 MiB at the peak; the
+ * bundle that update-ca-certificates keeps in that directory holds each
+ * once. A libcurl with a default bundle (Fedora's) is left as it is. */
+static void deliver_pick_ca(struct deliver *d, CURL *easy)
+{
+        d->ca_file[0] = '\0';
+        if (d->cfg->webhook_ca_file[0]) {
+                snprintf(d->ca_file, sizeof(d->ca_file), "%s", d->cfg->webhook_ca_file);
+                return;
+        }
+#if LIBCURL_VERSION_NUM >= 0x075400
+        {
+                char *info = NULL, *path = NULL;
+                int n;
+
+                if (curl_easy_getinfo(easy, CURLINFO_CAINFO, &info) != CURLE_OK || info ||
+                    curl_easy_getinfo(easy, CURLINFO_CAPATH, &path) != CURLE_OK || !path)
+                        return;
+                n = snprintf(d->ca_file, sizeof(d->ca_file), "%s/ca-certificates.crt", path);
+                if (n < 0 || (size_t)n >= sizeof(d->ca_file) || access(d->ca_file, R_OK) != 0)
+                        d->ca_file[0] = '\0';
+        }
+#endif
+}
+
+/* LIBSSH2_INIT_NO_CRYPTO in <libssh2.h>, which is not needed otherwise. */
+#define DELIVER_LIBSSH2_INIT_NO_CRYPTO 0x0001
+
+static void (*deliver_ssh2_exit)(void);
+
+int deliver_global_init(void)
+{
+        int (*ssh2_init)(int);
+
+        /* Debian's libcurl links libssh2, and curl_global_init calls
+         * libssh2_init(0), which sets up OpenSSL's libcrypto for SSH that
+         * hw-flush never speaks (only http and https are allowed): 1.5 MiB
+         * of resident pages. libssh2 sets up its crypto only in its first
+         * init, so an init without crypto first leaves it out. Looked up at
+         * run time: a libcurl without libssh2 simply lacks the symbol. */
+        *(void **)&ssh2_init = dlsym(RTLD_DEFAULT, "libssh2_init");
+        if (ssh2_init) {
+                if (ssh2_init(DELIVER_LIBSSH2_INIT_NO_CRYPTO) != 0)
+                        return -EIO;
+                *(void **)&deliver_ssh2_exit = dlsym(RTLD_DEFAULT, "libssh2_exit");
+        }
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                return -EIO;
+        return 0;
+}
+
+void deliver_global_cleanup(void)
+{
+        curl_slist_free_all(deliver_headers);
+        deliver_headers = NULL;
+        curl_global_cleanup();
+        if (deliver_ssh2_exit)
+                deliver_ssh2_exit();
+        deliver_ssh2_exit = NULL;
+}
 
 int deliver_new(struct deliver **out, const struct hw_config *cfg, unsigned concurrency)
 {
@@ -186,6 +257,8 @@ int deliver_new(struct deliver **out, const struct hw_config *cfg, unsigned conc
                         goto fail;
                 d->all_easy[i] = easy;
                 d->free_easy[d->nfree++] = easy;
+                if (i == 0)
+                        deliver_pick_ca(d, easy);
                 r = deliver_easy_setup(d, easy, deliver_headers);
                 if (r < 0)
                         goto fail_r;

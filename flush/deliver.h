@@ -37,6 +37,11 @@ struct deliver_job {
 
 struct deliver;
 
+/* libcurl's process-wide set-up, before any other deliver_ call, and its
+ * undoing at exit. deliver_global_init returns 0 or -EIO. */
+int deliver_global_init(void);
+void deliver_global_cleanup(void);
+
 int deliver_new(struct deliver **out, const struct hw_config *cfg, unsigned concurrency);
 void deliver_free(struct deliver *d);
 

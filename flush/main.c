@@ -14,9 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "config.h"
+#include "deliver.h"
 #include "log.h"
 #include "runner.h"
 #include "status.h"
@@ -76,12 +75,12 @@ static int main_run(struct hw_config *cfg, bool now)
         struct runner_stats st;
         int r;
 
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        if (deliver_global_init() < 0) {
                 fprintf(stderr, "hw-flush: libcurl initialization failed\n");
                 return EXIT_TEMPFAIL;
         }
         r = runner_run(cfg, &opt, &st);
-        curl_global_cleanup();
+        deliver_global_cleanup();
         if (r < 0)
                 return EXIT_TEMPFAIL;
         if (now || st.attempted > 0 || st.recovered > 0)
