@@ -274,7 +274,8 @@ static void config_defaults(struct hw_config *cfg)
         cfg->idle_timeout_ms = HW_IDLE_TIMEOUT_MS_DEFAULT;
         cfg->max_bad_commands = HW_BAD_COMMANDS_DEFAULT;
         cfg->spool_min_free_bytes = HW_SPOOL_MIN_FREE_DEFAULT;
-        strcpy(cfg->spool_dir, "/var/spool/hw-webhook");
+        /* The configured localstatedir: /var/spool/hw-webhook for packages. */
+        strcpy(cfg->spool_dir, LOCALSTATEDIR "/spool/hw-webhook");
 }
 
 int config_load(struct hw_config *cfg, char *err, size_t errlen)

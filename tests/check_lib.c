@@ -50,7 +50,7 @@ START_TEST(test_config_defaults)
         ck_assert_uint_eq(cfg.max_recipients, 100);
         ck_assert(cfg.accept_all_recipients);
         ck_assert_int_eq(cfg.decision_mode, DECISION_MODE_MINIMAL);
-        ck_assert_str_eq(cfg.spool_dir, "/var/spool/hw-webhook");
+        ck_assert_str_eq(cfg.spool_dir, LOCALSTATEDIR "/spool/hw-webhook");
         /* The seed's 28 role addresses. */
         size_t n = 0;
         while (cfg.role_addresses[n])
