@@ -141,24 +141,34 @@ static int spool_move(struct spool *s, const struct spool_entry *from, const str
         return 0;
 }
 
+/* A directory stream of dir on a new open file description, so the
+ * shared dir_fd's offset stays put. */
+static int spool_opendir(struct spool *s, enum spool_dir dir, DIR **out)
+{
+        int fd = openat(s->dir_fd[dir], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0)
+                return -errno;
+        *out = fdopendir(fd);
+        if (!*out) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        return 0;
+}
+
 int spool_scan(struct spool *s, enum spool_dir dir,
                int (*fn)(const struct spool_entry *e, void *userdata), void *userdata)
 {
         struct spool_entry e;
         struct dirent *de;
         DIR *d;
-        int fd, r = 0;
+        int r = spool_opendir(s, dir, &d);
 
-        /* A new open file description: the shared dir_fd's offset stays put. */
-        fd = openat(s->dir_fd[dir], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                close(fd);
+        if (r < 0)
                 return r;
-        }
         for (;;) {
                 errno = 0;
                 de = readdir(d);
@@ -430,17 +440,10 @@ int spool_evict_strays(struct spool *s, void (*report)(const char *name, int err
         struct spool_entry e;
         struct dirent *de;
         DIR *d;
-        int fd, r = 0, count = 0;
+        int count = 0, r = spool_opendir(s, SPOOL_PENDING, &d);
 
-        fd = openat(s->dir_fd[SPOOL_PENDING], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                close(fd);
+        if (r < 0)
                 return r;
-        }
         while ((errno = 0, de = readdir(d))) {
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
                     spool_entry_parse(SPOOL_PENDING, de->d_name, &e) == 0)
