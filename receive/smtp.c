@@ -288,13 +288,11 @@ enum data_result {
 
 /* Reads the message to the final dot into the open item; an over-limit
  * message is still read to its end so the client stays in step. */
-static int smtp_read_data(struct smtp_session *s, bool storing, enum data_result *result)
+static int smtp_read_data(struct smtp_session *s, enum data_result *result)
 {
         struct data_machine m;
-        char *out = malloc(HW_IO_BUFFER);
+        bool storing = true;
 
-        if (!out)
-                return -ENOMEM;
         data_init(&m);
         *result = DATA_OK;
         while (m.state != DATA_DONE) {
@@ -302,11 +300,9 @@ static int smtp_read_data(struct smtp_session *s, bool storing, enum data_result
                 size_t avail, used, produced = 0;
                 int r = io_peek(&s->io, &in, &avail);
 
-                if (r < 0) {
-                        free(out);
+                if (r < 0)
                         return r;
-                }
-                used = data_feed(&m, in, avail, out, &produced);
+                used = data_feed(&m, in, avail, s->data_out, &produced);
                 io_consume(&s->io, used);
                 if (*result == DATA_OK) {
                         if (m.size > s->cfg->max_message_bytes)
@@ -315,16 +311,17 @@ static int smtp_read_data(struct smtp_session *s, bool storing, enum data_result
                                 *result = DATA_TOO_MANY_HOPS;
                         else if (m.header_lines > s->cfg->max_header_lines)
                                 *result = DATA_TOO_MANY_HEADER_LINES;
-                        if (*result != DATA_OK && storing) {
+                        if (*result != DATA_OK) {
                                 /* Free the space now; the rest is only counted. */
                                 spool_abort(&s->item);
                                 storing = false;
                         }
                 }
-                if (storing && produced)
-                        spool_write(&s->item, out, produced);
+                if (storing)
+                        spool_write(&s->item, s->data_out, produced);
+                else
+                        s->item.bytes += produced;
         }
-        free(out);
         return 0;
 }
 
@@ -439,7 +436,7 @@ static int smtp_proceed_data(struct smtp_session *s, const char *args, const str
         spool_write(&s->item, received, len);
         r = smtp_reply(s, "354 3.0.0 End data with <CR><LF>.<CR><LF>");
         if (r >= 0)
-                r = smtp_read_data(s, true, &result);
+                r = smtp_read_data(s, &result);
         if (r < 0) {
                 /* The client vanished or timed out mid-DATA: nothing was acknowledged. */
                 spool_abort(&s->item);

@@ -57,6 +57,7 @@ struct smtp_session {
         struct io io;
         struct spool_item item;
         char line[HW_CMD_MAX_LIMIT + 1];
+        char data_out[HW_IO_BUFFER];   /* DATA after unstuffing, on its way to the spool */
 };
 
 int smtp_session_init(struct smtp_session *s, const struct hw_config *cfg, struct spool *spool,
