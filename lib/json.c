@@ -10,8 +10,7 @@
 #include "json.h"
 #include "utf8.h"
 
-/* A JSON string from raw bytes, sanitized; NULL on ENOMEM. */
-static json_t *json_from_bytes(const char *s, size_t len)
+json_t *json_from_bytes(const char *s, size_t len)
 {
         char *clean = utf8_sanitize(s, len);
         json_t *j;

@@ -7,6 +7,10 @@
 
 #include "header.h"
 
+/* A JSON string of s[0..len), sanitized to UTF-8 (NUL bytes become
+ * U+FFFD). New reference; NULL on ENOMEM. */
+json_t *json_from_bytes(const char *s, size_t len);
+
 /* [[name, value], ...] in message order, names and values sanitized to
  * UTF-8. New reference; NULL on ENOMEM. */
 json_t *json_headers_array(const struct header_list *h);

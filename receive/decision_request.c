@@ -211,17 +211,10 @@ void decision_iso8601(int64_t ms, char buf[32])
         snprintf(buf + len, 32 - len, ".%03dZ", (int)(ms % 1000));
 }
 
-/* A JSON string of raw bytes, sanitized to UTF-8; NULL on ENOMEM. */
+/* A JSON string of a C string's raw bytes, sanitized to UTF-8. */
 static json_t *decision_json_bytes(const char *s)
 {
-        char *clean = utf8_sanitize(s, strlen(s));
-        json_t *j;
-
-        if (!clean)
-                return NULL;
-        j = json_string_nocheck(clean);
-        free(clean);
-        return j;
+        return json_from_bytes(s, strlen(s));
 }
 
 /* Steals value (even on failure, as json_object_set_new does). */
@@ -243,8 +236,8 @@ static json_t *decision_header_text(const struct header_list *h, const char *nam
         text = rfc2047_decode(f->value);
         if (!text)
                 return NULL;
-        /* rfc2047_decode promises UTF-8; checking costs little. */
-        j = utf8_valid(text, strlen(text)) ? json_string_nocheck(text) : decision_json_bytes(text);
+        /* rfc2047_decode returns sanitized UTF-8 without NUL bytes. */
+        j = json_string_nocheck(text);
         free(text);
         return j;
 }
