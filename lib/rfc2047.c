@@ -352,25 +352,27 @@ nomem:
  * one string; on failure, each word alone. */
 static int rfc2047_convert_run(struct rfc2047_seg *segs, size_t a, size_t b)
 {
-        struct rfc2047_buf joined = { 0 };
         int r = 0;
 
-        for (size_t k = a; k < b && r == 0; k++)
-                if (segs[k].type == RFC2047_SEG_WORD)
-                        r = rfc2047_buf_put(&joined, segs[k].bytes, segs[k].len);
-        if (r == 0 && b - a > 1) {
-                r = rfc2047_convert(segs[a].charset, joined.p ? joined.p : "", joined.len,
-                                    &segs[a].utf8, &segs[a].utf8_len);
+        /* A single word (the common case) needs no joined copy. */
+        if (b - a > 1) {
+                struct rfc2047_buf joined = { 0 };
+
+                for (size_t k = a; k < b && r == 0; k++)
+                        if (segs[k].type == RFC2047_SEG_WORD)
+                                r = rfc2047_buf_put(&joined, segs[k].bytes, segs[k].len);
+                if (r == 0)
+                        r = rfc2047_convert(segs[a].charset, joined.p ? joined.p : "", joined.len,
+                                            &segs[a].utf8, &segs[a].utf8_len);
+                free(joined.p);
                 if (r == 0) {
                         for (size_t k = a; k < b; k++)
                                 segs[k].ok = segs[k].type == RFC2047_SEG_WORD;
-                        free(joined.p);
                         return 0;
                 }
+                if (r == -ENOMEM)
+                        return r;
         }
-        free(joined.p);
-        if (r == -ENOMEM)
-                return r;
         for (size_t k = a; k < b; k++) {
                 if (segs[k].type != RFC2047_SEG_WORD)
                         continue;
