@@ -19,14 +19,6 @@ struct status_counts {
         size_t dead_len, dead_cap;
 };
 
-static const char *const status_dir_names[_SPOOL_DIR_MAX] = {
-        [SPOOL_TMP] = "tmp",
-        [SPOOL_PENDING] = "pending",
-        [SPOOL_PROCESSING] = "processing",
-        [SPOOL_DEFERRED] = "deferred",
-        [SPOOL_DEAD] = "dead",
-};
-
 static int64_t status_now_ms(void)
 {
         struct timespec ts;
@@ -107,7 +99,7 @@ int status_print(const struct hw_config *cfg, FILE *out)
         }
         fprintf(out, "spool: %s\n", cfg->spool_dir);
         for (int d = 0; d < _SPOOL_DIR_MAX; d++)
-                fprintf(out, "%-11s %u\n", status_dir_names[d], c.count[d]);
+                fprintf(out, "%-11s %u\n", spool_dir_name((enum spool_dir)d), c.count[d]);
         if (c.oldest_ms >= 0) {
                 status_duration(now - c.oldest_ms, buf, sizeof(buf));
                 fprintf(out, "oldest      %s (%s)\n", buf, c.oldest_id);
