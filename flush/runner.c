@@ -288,8 +288,6 @@ static void runner_start(struct runner *r, struct runner_job *job, const struct 
         if (err < 0) {
                 log_msg(LOG_ERR, "%s: cannot claim %s: %s", e->id, e->name, strerror(-err));
                 r->stats->failed++;
-                if (job->fd >= 0)
-                        close(job->fd);
                 return;
         }
         job->busy = true;
