@@ -343,7 +343,7 @@ int deliver_start(struct deliver *d, struct deliver_job *job)
         return 0;
 }
 
-static void deliver_finish(struct deliver *d, CURL *easy, CURLcode code)
+static struct deliver_job *deliver_finish(struct deliver *d, CURL *easy, CURLcode code)
 {
         struct deliver_job *job = NULL;
         char *location = NULL;
@@ -364,6 +364,7 @@ static void deliver_finish(struct deliver *d, CURL *easy, CURLcode code)
         job->easy = NULL;
         d->free_easy[d->nfree++] = easy;
         d->active--;
+        return job;
 }
 
 int deliver_run(struct deliver *d, void (*done)(struct deliver_job *job, void *ctx), void *ctx)
@@ -371,29 +372,19 @@ int deliver_run(struct deliver *d, void (*done)(struct deliver_job *job, void *c
         int ended = 0;
 
         while (d->active > 0) {
-                struct deliver_job *finished[64];
-                unsigned nfinished = 0;
                 CURLMsg *msg;
                 int running, left;
 
                 if (curl_multi_perform(d->multi, &running) != CURLM_OK)
                         return -EIO;
                 while ((msg = curl_multi_info_read(d->multi, &left))) {
-                        struct deliver_job *job = NULL;
-
                         if (msg->msg != CURLMSG_DONE)
                                 continue;
-                        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&job);
-                        deliver_finish(d, msg->easy_handle, msg->data.result);
-                        /* msg is invalid once the handle is removed; done runs after. */
-                        if (nfinished < sizeof(finished) / sizeof(finished[0]))
-                                finished[nfinished++] = job;
-                        else
-                                done(job, ctx);
+                        /* msg is invalid once the handle is removed: its
+                         * fields are read as the arguments, before that. */
+                        done(deliver_finish(d, msg->easy_handle, msg->data.result), ctx);
                         ended++;
                 }
-                for (unsigned i = 0; i < nfinished; i++)
-                        done(finished[i], ctx);
                 if (ended > 0)
                         return ended;
                 if (curl_multi_poll(d->multi, NULL, 0, 1000, NULL) != CURLM_OK)
