@@ -1,12 +1,12 @@
 /* Logging. Under journald (JOURNAL_STREAM names our stderr) plain messages
- * are stderr lines with a <priority> prefix and records go through
- * sd_journal_sendv(), so their fields can be queried. libsystemd is loaded
- * on the first record: linking it would add about half a millisecond to
- * every hw-receive start, and a session that only says QUIT logs nothing.
- * Elsewhere everything is a readable stderr line. */
+ * are stderr lines with a <priority> prefix and records are native journal
+ * records (journal.c), so their fields can be queried; a record journald
+ * does not take becomes a stderr line. Elsewhere everything is a readable
+ * stderr line. */
 #include "log.h"
 
-#include <dlfcn.h>
+#include "journal.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,12 +19,8 @@
 #define LOG_FIELDS_MAX 32
 #define LOG_LINE_MAX 2048
 
-typedef int (*log_sendv_fn)(const struct iovec *iov, int n);
-
 static const char *log_program = "hw-webhook";
 static bool log_to_journal;
-static log_sendv_fn log_sendv;
-static bool log_sendv_tried;
 
 static bool log_stderr_is_journal(void)
 {
@@ -43,19 +39,6 @@ void log_init(const char *program)
 {
         log_program = program;
         log_to_journal = log_stderr_is_journal();
-}
-
-static log_sendv_fn log_journal_sendv(void)
-{
-        void *lib;
-
-        if (log_sendv_tried)
-                return log_sendv;
-        log_sendv_tried = true;
-        lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
-        if (lib)
-                log_sendv = (log_sendv_fn)dlsym(lib, "sd_journal_sendv");
-        return log_sendv;
 }
 
 static void log_line(int priority, const char *text)
@@ -84,11 +67,8 @@ static bool log_record_journal(int priority, const char *message, const char *co
 {
         char msg[LOG_LINE_MAX], prio[16], ident[64];
         struct iovec iov[LOG_FIELDS_MAX + 3];
-        log_sendv_fn sendv = log_journal_sendv();
-        int n = 0;
+        size_t n = 0;
 
-        if (!sendv)
-                return false;
         snprintf(msg, sizeof(msg), "MESSAGE=%s", message);
         snprintf(prio, sizeof(prio), "PRIORITY=%d", priority);
         snprintf(ident, sizeof(ident), "SYSLOG_IDENTIFIER=%s", log_program);
@@ -97,7 +77,7 @@ static bool log_record_journal(int priority, const char *message, const char *co
         iov[n++] = (struct iovec){ ident, strlen(ident) };
         for (size_t i = 0; fields && fields[i] && n < LOG_FIELDS_MAX + 3; i++)
                 iov[n++] = (struct iovec){ (void *)fields[i], strlen(fields[i]) };
-        return sendv(iov, n) >= 0;
+        return journal_send(iov, n) == 0;
 }
 
 void log_record(int priority, const char *message, const char *const *fields)

@@ -1,6 +1,5 @@
-/* Logging: the journal's native protocol with fields under journald (through
- * libsystemd, loaded on first use so sessions that log nothing never pay
- * for it), a readable line on stderr otherwise. Secrets never reach here. */
+/* Logging: native journal records with fields under journald (journal.h),
+ * a readable line on stderr otherwise. Secrets never reach here. */
 #ifndef HW_LOG_H
 #define HW_LOG_H
 

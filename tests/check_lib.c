@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "journal.h"
 #include "smtp.h"
 #include "spool.h"
 
@@ -458,6 +461,56 @@ START_TEST(test_spool_evict_strays)
 }
 END_TEST
 
+
+/* A native journal record, read back from a socket of our own. */
+START_TEST(test_journal_record)
+{
+        char dir[] = "/tmp/hw-journal-XXXXXX", path[256], got[512];
+        static const char expected[] =
+                "MESSAGE=hello\n"
+                "HW_EMPTY=\n"
+                "HW_TWO_LINES\n\x06\0\0\0\0\0\0\0a\nb\0\xff" "c\n"
+                "PRIORITY=6\n";
+        struct iovec fields[] = {
+                { "MESSAGE=hello", 13 },
+                { "HW_EMPTY=", 9 },
+                { "HW_TWO_LINES=a\nb\0\xff" "c", 19 },
+                { "PRIORITY=6", 10 },
+        };
+        struct sockaddr_un addr = { .sun_family = AF_UNIX };
+        ssize_t n;
+        int fd;
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/socket", dir);
+        ck_assert_int_eq(journal_send_to(path, fields, 4), -ENOENT);
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+
+        ck_assert_int_eq(journal_send_to(path, fields, 4), 0);
+        n = recv(fd, got, sizeof(got), MSG_DONTWAIT);
+        ck_assert_int_eq(n, (ssize_t)sizeof(expected) - 1);
+        ck_assert_mem_eq(got, expected, sizeof(expected) - 1);
+
+        /* Names journald would drop refuse the whole record, so the caller
+         * logs a plain line instead; nothing is sent. */
+        static const char *const bad[] = { "lower=x", "1ST=x", "NO_EQUALS", "=x", "A-B=x" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                struct iovec one[2] = { { "MESSAGE=m", 9 }, { (void *)bad[i], strlen(bad[i]) } };
+
+                ck_assert_int_eq(journal_send_to(path, one, 2), -EINVAL);
+        }
+        ck_assert_int_eq(recv(fd, got, sizeof(got), MSG_DONTWAIT), -1);
+        ck_assert_int_eq(errno, EAGAIN);
+
+        close(fd);
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
 static Suite *lib_suite(void)
 {
         Suite *s = suite_create("lib");
@@ -472,6 +525,7 @@ static Suite *lib_suite(void)
         tcase_add_test(tc, test_spool_commit_fsyncs);
         tcase_add_test(tc, test_session_disk_faults);
         tcase_add_test(tc, test_spool_evict_strays);
+        tcase_add_test(tc, test_journal_record);
         suite_add_tcase(s, tc);
         return s;
 }
