@@ -189,7 +189,7 @@ static void runner_bury(struct runner *r, struct runner_job *job, unsigned attem
                  job->dj.location[0] ? "\n" : "");
         e = spool_bury(&r->spool, &job->entry, reason);
         if (e < 0) {
-                log_msg(LOG_ERR, "%s: cannot move to dead/: %s (left in processing/ for the next run)",
+                log_msg(LOG_ERR, "%s: cannot move to dead/: %s (a later run recovers it from processing/)",
                         job->entry.id, strerror(-e));
                 r->stats->failed++;
                 return;
@@ -213,7 +213,7 @@ static void runner_retry(struct runner *r, struct runner_job *job, const char *w
         }
         e = spool_defer(&r->spool, &job->entry, attempt, due);
         if (e < 0) {
-                log_msg(LOG_ERR, "%s: cannot move to deferred/: %s (left in processing/ for the next run)",
+                log_msg(LOG_ERR, "%s: cannot move to deferred/: %s (a later run recovers it from processing/)",
                         job->entry.id, strerror(-e));
                 r->stats->failed++;
                 return;

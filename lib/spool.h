@@ -168,6 +168,10 @@ int spool_scan(struct spool *s, enum spool_dir dir,
  * *claimed describes the item in processing/ and *fd is open on it. */
 int spool_claim(struct spool *s, const struct spool_entry *e, struct spool_entry *claimed, int *fd);
 int spool_done(struct spool *s, const struct spool_entry *e);
+/* An error may also come after the rename, from the fsync of the target
+ * directory: then the item has moved, but a crash may put it back in
+ * processing/, from where a later run recovers it. Either way nothing is
+ * lost and the caller need not know which. */
 int spool_defer(struct spool *s, const struct spool_entry *e, unsigned attempts, int64_t due_ms);
 int spool_bury(struct spool *s, const struct spool_entry *e, const char *reason_text);
 int spool_recover(struct spool *s, int64_t now_ms);
