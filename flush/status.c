@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "spool.h"
 #include "status.h"
@@ -131,14 +132,32 @@ out:
         return r;
 }
 
+/* Requeueing holds the run lock, so a run cannot bury an item again (and
+ * write its new reason) between our move and our removal of the old
+ * reason. A running delivery is waited for, and the operator is told. */
+static int status_lock(struct spool *spool)
+{
+        int fd = spool_lock(spool, false);
+
+        if (fd != -EBUSY)
+                return fd;
+        fprintf(stderr, "hw-flush: waiting for the delivery run in progress to finish\n");
+        return spool_lock(spool, true);
+}
+
 int status_requeue(const struct hw_config *cfg, char *const *ids, int n, FILE *out)
 {
         struct spool spool;
-        int r, result = 0;
+        int r, lock_fd, result = 0;
 
         r = spool_open(&spool, cfg->spool_dir);
         if (r < 0)
                 return r;
+        lock_fd = status_lock(&spool);
+        if (lock_fd < 0) {
+                spool_close(&spool);
+                return lock_fd;
+        }
         for (int i = 0; i < n; i++) {
                 r = spool_requeue(&spool, ids[i]);
                 if (r == 0) {
@@ -152,6 +171,7 @@ int status_requeue(const struct hw_config *cfg, char *const *ids, int n, FILE *o
                 if (result == 0)
                         result = r == -EINVAL ? -ENOENT : r;
         }
+        close(lock_fd);
         spool_close(&spool);
         return result;
 }
@@ -181,13 +201,20 @@ int status_requeue_all(const struct hw_config *cfg, FILE *out, unsigned *count)
 {
         struct status_requeue_ctx ctx = { .out = out };
         struct spool spool;
-        int r;
+        int r, lock_fd;
 
+        *count = 0;
         r = spool_open(&spool, cfg->spool_dir);
         if (r < 0)
                 return r;
+        lock_fd = status_lock(&spool);
+        if (lock_fd < 0) {
+                spool_close(&spool);
+                return lock_fd;
+        }
         ctx.spool = &spool;
         r = spool_scan(&spool, SPOOL_DEAD, status_requeue_one, &ctx);
+        close(lock_fd);
         spool_close(&spool);
         *count = ctx.count;
         return r < 0 ? r : ctx.error;
