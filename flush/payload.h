@@ -21,6 +21,7 @@ struct payload {
         off_t body_offset;
         uint64_t body_len;                /* raw message bytes */
         uint64_t body_encoded_len;        /* the same, URL-encoded */
+        bool sparse;                      /* under one byte in three escaped */
 
         /* stream position */
         size_t head_pos;
