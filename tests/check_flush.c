@@ -169,6 +169,100 @@ START_TEST(test_payload_stream)
 }
 END_TEST
 
+/* The encoding spelled out byte by byte, as the form rule says: the fast
+ * encoder is checked against this, not only against its own length. */
+static size_t ref_encode(const unsigned char *s, size_t len, char *out)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        size_t o = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = s[i];
+
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '.' || c == '_' || c == '~') {
+                        out[o++] = (char)c;
+                } else {
+                        out[o++] = '%';
+                        out[o++] = hex[c >> 4];
+                        out[o++] = hex[c & 15];
+                }
+        }
+        return o;
+}
+
+/* Bodies of every byte value, of random lengths and escape densities, read
+ * back through the stream with every buffer size from 1 to 39 and a large
+ * one: each equals the reference encoding. One body spans several preads
+ * of the item file, and is read with fewer buffer sizes. */
+START_TEST(test_payload_reference)
+{
+        enum { MAX = 3000, BIG = 2 * PAYLOAD_CHUNK + 17, CAP = 3 * BIG + 1024 };
+        char tmpl[] = "/tmp/check-flush-ref-XXXXXX";
+        struct payload_fields f = {
+                .recipient = (char *)"a@b.example", .sender = "", .from = (char *)"",
+                .subject = (char *)"", .headers_json = (char *)"[]", .queue_id = ID,
+        };
+        struct sign_fields sig = { "1700000000", "ab", "" };
+        struct payload *p = malloc(sizeof(*p));
+        unsigned char *body = malloc(BIG);
+        char *expect = malloc(3 * BIG), *got = malloc(CAP), *direct = malloc(3 * BIG);
+        unsigned seed = 12345;
+        int fd = mkstemp(tmpl);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert(p && body && expect && got && direct);
+        unlink(tmpl);
+        for (unsigned round = 0; round < 24; round++) {
+                size_t len = round == 0 ? 256 : round == 1 ? BIG : (size_t)rand_r(&seed) % MAX;
+                unsigned plain_share = (unsigned)rand_r(&seed) % 101;   /* percent */
+                size_t elen, head;
+
+                for (size_t i = 0; i < len; i++) {
+                        if (round == 0)
+                                body[i] = (unsigned char)i;             /* all 256 values */
+                        else if ((unsigned)rand_r(&seed) % 100 < plain_share)
+                                body[i] = (unsigned char)"aZ09-._~"[rand_r(&seed) % 8];
+                        else
+                                body[i] = (unsigned char)rand_r(&seed);
+                }
+                ck_assert_int_eq(ftruncate(fd, 0), 0);
+                ck_assert_int_eq(pwrite(fd, "e\n\n", 3, 0), 3);
+                ck_assert_int_eq(pwrite(fd, body, len, 3), (ssize_t)len);
+                elen = ref_encode(body, len, expect);
+                ck_assert_uint_eq(payload_encoded_len(body, len), elen);
+                ck_assert_uint_eq(payload_encode(body, len, direct), elen);
+                ck_assert(memcmp(direct, expect, elen) == 0);
+
+                ck_assert_int_eq(payload_init(p, &f, &sig, fd, 3), 0);
+                head = p->head_len;
+                ck_assert_uint_eq(payload_size(p), head + elen);
+                for (size_t chunk = 1; chunk <= 40; chunk++) {
+                        size_t n = 0;
+                        ssize_t r;
+
+                        if (len > MAX && chunk % 13 != 0 && chunk != 1 && chunk != 40)
+                                continue;
+                        payload_rewind(p);
+                        while ((r = payload_read(p, got + n, chunk == 40 ? CAP - n : chunk)) > 0) {
+                                n += (size_t)r;
+                                ck_assert_uint_le(n, head + elen);
+                        }
+                        ck_assert_int_eq(r, 0);
+                        ck_assert_uint_eq(n, head + elen);
+                        ck_assert(memcmp(got + head, expect, elen) == 0);
+                }
+                payload_free(p);
+        }
+        free(p);
+        free(body);
+        free(expect);
+        free(got);
+        free(direct);
+        close(fd);
+}
+END_TEST
+
 START_TEST(test_sign)
 {
         struct sign_fields a, b;
@@ -216,6 +310,7 @@ int main(void)
         tcase_add_test(tc, test_entry_parse);
         tcase_add_test(tc, test_moves);
         tcase_add_test(tc, test_payload_stream);
+        tcase_add_test(tc, test_payload_reference);
         tcase_add_test(tc, test_sign);
         tcase_add_test(tc, test_next_due);
         suite_add_tcase(s, tc);
