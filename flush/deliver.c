@@ -23,6 +23,7 @@ struct deliver {
         unsigned concurrency;
         unsigned active;
         unsigned nfree;
+        unsigned nall;                    /* handles made so far, up to concurrency */
         CURL **free_easy;                 /* stack of idle handles */
         CURL **all_easy;
         const struct hw_config *cfg;
@@ -222,6 +223,28 @@ void deliver_global_cleanup(void)
         deliver_ssh2_exit = NULL;
 }
 
+/* Makes one more pooled handle. They are made when needed: the usual run,
+ * started for one new message, uses one, and each idle handle would cost
+ * some 5 KiB of resident memory and its set-up. */
+static int deliver_easy_add(struct deliver *d)
+{
+        CURL *easy = curl_easy_init();
+        int r;
+
+        if (!easy)
+                return -ENOMEM;
+        if (d->nall == 0)
+                deliver_pick_ca(d, easy);
+        r = deliver_easy_setup(d, easy, deliver_headers);
+        if (r < 0) {
+                curl_easy_cleanup(easy);
+                return r;
+        }
+        d->all_easy[d->nall++] = easy;
+        d->free_easy[d->nfree++] = easy;
+        return 0;
+}
+
 int deliver_new(struct deliver **out, const struct hw_config *cfg, unsigned concurrency)
 {
         struct deliver *d;
@@ -251,18 +274,11 @@ int deliver_new(struct deliver **out, const struct hw_config *cfg, unsigned conc
                 goto fail;
         if (curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)concurrency) != CURLM_OK)
                 goto fail_inval;
-        for (unsigned i = 0; i < concurrency; i++) {
-                CURL *easy = curl_easy_init();
-                if (!easy)
-                        goto fail;
-                d->all_easy[i] = easy;
-                d->free_easy[d->nfree++] = easy;
-                if (i == 0)
-                        deliver_pick_ca(d, easy);
-                r = deliver_easy_setup(d, easy, deliver_headers);
-                if (r < 0)
-                        goto fail_r;
-        }
+        /* One handle now, so a refused option shows before any item is
+         * claimed; the others as transfers need them. */
+        r = deliver_easy_add(d);
+        if (r < 0)
+                goto fail_r;
         *out = d;
         return 0;
 fail_inval:
@@ -310,8 +326,13 @@ int deliver_start(struct deliver *d, struct deliver_job *job)
         CURL *easy;
         int r = 0;
 
-        if (d->nfree == 0)
-                return -EBUSY;
+        if (d->nfree == 0) {
+                if (d->nall == d->concurrency)
+                        return -EBUSY;
+                r = deliver_easy_add(d);
+                if (r < 0)
+                        return r;
+        }
         easy = d->free_easy[d->nfree - 1];
         job->status = 0;
         job->curl_code = CURLE_OK;
