@@ -488,8 +488,6 @@ int runner_run(const struct hw_config *cfg, const struct runner_options *opt,
                 e = -ENOMEM;
                 goto out_targets;
         }
-        for (unsigned i = 0; i < r.njobs; i++)
-                r.jobs[i].fd = -1;
         e = deliver_new(&r.deliver, cfg, r.njobs);
         if (e < 0) {
                 log_msg(LOG_ERR, "cannot set up libcurl: %s", strerror(-e));
