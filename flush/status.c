@@ -132,32 +132,35 @@ out:
         return r;
 }
 
-/* Requeueing holds the run lock, so a run cannot bury an item again (and
- * write its new reason) between our move and our removal of the old
- * reason. A running delivery is waited for, and the operator is told. */
-static int status_lock(struct spool *spool)
+/* Opens the spool and takes the run lock for a requeue, so a run cannot
+ * bury an item again (and write its new reason) between our move and our
+ * removal of the old reason. A running delivery is waited for, and the
+ * operator is told. Returns the lock's descriptor or -errno. */
+static int status_open_locked(const struct hw_config *cfg, struct spool *spool)
 {
-        int fd = spool_lock(spool, false);
+        int r = spool_open(spool, cfg->spool_dir);
+        int fd;
 
-        if (fd != -EBUSY)
-                return fd;
-        fprintf(stderr, "hw-flush: waiting for the delivery run in progress to finish\n");
-        return spool_lock(spool, true);
+        if (r < 0)
+                return r;
+        fd = spool_lock(spool, false);
+        if (fd == -EBUSY) {
+                fprintf(stderr, "hw-flush: waiting for the delivery run in progress to finish\n");
+                fd = spool_lock(spool, true);
+        }
+        if (fd < 0)
+                spool_close(spool);
+        return fd;
 }
 
 int status_requeue(const struct hw_config *cfg, char *const *ids, int n, FILE *out)
 {
         struct spool spool;
-        int r, lock_fd, result = 0;
+        int r, result = 0;
+        int lock_fd = status_open_locked(cfg, &spool);
 
-        r = spool_open(&spool, cfg->spool_dir);
-        if (r < 0)
-                return r;
-        lock_fd = status_lock(&spool);
-        if (lock_fd < 0) {
-                spool_close(&spool);
+        if (lock_fd < 0)
                 return lock_fd;
-        }
         for (int i = 0; i < n; i++) {
                 r = spool_requeue(&spool, ids[i]);
                 if (r == 0) {
@@ -204,14 +207,9 @@ int status_requeue_all(const struct hw_config *cfg, FILE *out, unsigned *count)
         int r, lock_fd;
 
         *count = 0;
-        r = spool_open(&spool, cfg->spool_dir);
-        if (r < 0)
-                return r;
-        lock_fd = status_lock(&spool);
-        if (lock_fd < 0) {
-                spool_close(&spool);
+        lock_fd = status_open_locked(cfg, &spool);
+        if (lock_fd < 0)
                 return lock_fd;
-        }
         ctx.spool = &spool;
         r = spool_scan(&spool, SPOOL_DEAD, status_requeue_one, &ctx);
         close(lock_fd);
