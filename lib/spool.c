@@ -165,8 +165,10 @@ void envelope_free(struct envelope *env)
         env->rcpt_capacity = env->rcpt_count = 0;
 }
 
-static int spool_write_all(const struct spool_io *io, int fd, const char *p, size_t len)
+int spool_write_all(const struct spool_io *io, int fd, const void *buf, size_t len)
 {
+        const char *p = buf;
+
         while (len) {
                 ssize_t n = io->write(fd, p, len);
 

@@ -79,6 +79,9 @@ struct spool_io {
 };
 extern const struct spool_io spool_io_system;
 
+/* Writes all of p through io, retrying short writes and EINTR. 0 or -errno. */
+int spool_write_all(const struct spool_io *io, int fd, const void *p, size_t len);
+
 struct spool {
         int root_fd;
         int dir_fd[_SPOOL_DIR_MAX];

@@ -235,22 +235,12 @@ int spool_defer(struct spool *s, const struct spool_entry *e, unsigned attempts,
 
 static int spool_write_file(struct spool *s, int dirfd, const char *name, const char *text)
 {
-        size_t len = strlen(text), done = 0;
-        int fd, r = 0;
+        int fd, r;
 
         fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        while (done < len) {
-                ssize_t n = s->io->write(fd, text + done, len - done);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        break;
-                }
-                done += (size_t)n;
-        }
+        r = spool_write_all(s->io, fd, text, strlen(text));
         if (r == 0 && s->io->fsync(fd) < 0)
                 r = -errno;
         /* close is checked: some file systems report write errors only here */
