@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "deliver.h"
+#include "http_policy.h"
 
 struct deliver {
         CURLM *multi;
@@ -128,31 +129,17 @@ static int deliver_easy_setup(struct deliver *d, CURL *easy, struct curl_slist *
 {
         const struct hw_config *cfg = d->cfg;
         long timeout = cfg->timeout_ms > LONG_MAX ? LONG_MAX : (long)cfg->timeout_ms;
+        const char *refused;
         int r = 0;
 
-        r |= deliver_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-        r |= deliver_setopt(easy, CURLOPT_POST, 1L);
         r |= deliver_setopt(easy, CURLOPT_HTTPHEADER, headers);
         r |= deliver_setopt(easy, CURLOPT_READFUNCTION, deliver_read_cb);
         r |= deliver_setopt(easy, CURLOPT_SEEKFUNCTION, deliver_seek_cb);
         r |= deliver_setopt(easy, CURLOPT_WRITEFUNCTION, deliver_discard_cb);
-        r |= deliver_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-        r |= deliver_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-        r |= deliver_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
         r |= deliver_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-        r |= deliver_setopt(easy, CURLOPT_TIMEOUT_MS, timeout);
-        r |= deliver_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout);
-        r |= deliver_setopt(easy, CURLOPT_USERAGENT, "hw-flush/" HW_VERSION);
-        r |= deliver_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-        r |= deliver_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-        if (d->ca_file[0]) {
-                /* One bundle and nothing else: libcurl would also read its
-                 * default CA path, every file of it, for every connection. */
-                r |= deliver_setopt(easy, CURLOPT_CAINFO, d->ca_file);
-                r |= deliver_setopt(easy, CURLOPT_CAPATH, NULL);
+        if (http_policy_apply(easy, timeout, "hw-flush/" HW_VERSION, d->ca_file, &refused) < 0) {
+                fprintf(stderr, "hw-flush: libcurl refused %s\n", refused);
+                r = -EINVAL;
         }
         return r ? -EINVAL : 0;
 }

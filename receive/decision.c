@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "decision_request.h"
+#include "http_policy.h"
 #include "modules.h"
 
 struct decision_call {
@@ -94,9 +95,7 @@ static size_t decision_write_cb(char *data, size_t size, size_t nmemb, void *use
         return n;
 }
 
-/* Every option is checked: one this libcurl does not know must not turn
- * silently into a transfer that follows redirects or speaks another
- * protocol. */
+/* Every option is checked, as http_policy_apply() does for the shared ones. */
 #define decision_setopt(easy, opt, val) \
         (curl_easy_setopt((easy), (opt), (val)) == CURLE_OK ? 0 : -EINVAL)
 
@@ -104,11 +103,10 @@ static int decision_prepare(CURL *easy, const struct hw_config *cfg, struct deci
                             uint64_t body_len, struct curl_slist *headers, char *errbuf)
 {
         long timeout = (long)cfg->timeout_ms;  /* config caps it at a day */
+        const char *refused;
         int r = 0;
 
         r |= decision_setopt(easy, CURLOPT_URL, cfg->decision_url);
-        r |= decision_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-        r |= decision_setopt(easy, CURLOPT_POST, 1L);
         r |= decision_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         r |= decision_setopt(easy, CURLOPT_READFUNCTION, decision_read_cb);
         r |= decision_setopt(easy, CURLOPT_READDATA, c);
@@ -117,20 +115,8 @@ static int decision_prepare(CURL *easy, const struct hw_config *cfg, struct deci
         r |= decision_setopt(easy, CURLOPT_WRITEFUNCTION, decision_write_cb);
         r |= decision_setopt(easy, CURLOPT_WRITEDATA, c);
         r |= decision_setopt(easy, CURLOPT_HTTPHEADER, headers);
-        r |= decision_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-        r |= decision_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-        r |= decision_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-        r |= decision_setopt(easy, CURLOPT_TIMEOUT_MS, timeout);
-        r |= decision_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout);
-        r |= decision_setopt(easy, CURLOPT_USERAGENT, "hw-receive/" PACKAGE_VERSION);
-        r |= decision_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-        r |= decision_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-        if (cfg->webhook_ca_file[0])
-                r |= decision_setopt(easy, CURLOPT_CAINFO, cfg->webhook_ca_file);
         r |= decision_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+        r |= http_policy_apply(easy, timeout, "hw-receive/" PACKAGE_VERSION, cfg->webhook_ca_file, &refused);
         return r;
 }
 
