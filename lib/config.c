@@ -272,6 +272,9 @@ static void config_defaults(struct hw_config *cfg)
         cfg->max_received = HW_RECEIVED_MAX_DEFAULT;
         cfg->max_recipients = HW_RCPT_MAX_DEFAULT;
         cfg->idle_timeout_ms = HW_IDLE_TIMEOUT_MS_DEFAULT;
+        cfg->command_deadline_ms = HW_COMMAND_DEADLINE_MS_DEFAULT;
+        cfg->data_min_rate = HW_DATA_MIN_RATE_DEFAULT;
+        cfg->session_deadline_ms = HW_SESSION_DEADLINE_MS_DEFAULT;
         cfg->max_bad_commands = HW_BAD_COMMANDS_DEFAULT;
         cfg->spool_min_free_bytes = HW_SPOOL_MIN_FREE_DEFAULT;
         /* The configured localstatedir: /var/spool/hw-webhook for packages. */
@@ -304,6 +307,7 @@ int config_load(struct hw_config *cfg, char *err, size_t errlen)
         if (r >= 0) r = config_list("ACCEPTED_DOMAINS", "", &cfg->accepted_domains, err, errlen);
         if (r >= 0) r = config_string("SMTP_TLS_CERT_PATH", cfg->tls_cert_path, sizeof(cfg->tls_cert_path), err, errlen);
         if (r >= 0) r = config_string("SMTP_TLS_KEY_PATH", cfg->tls_key_path, sizeof(cfg->tls_key_path), err, errlen);
+        if (r >= 0) r = config_string("SMTP_TLS_PRIORITY", cfg->tls_priority, sizeof(cfg->tls_priority), err, errlen);
         if (r >= 0) r = config_hostname(cfg, err, errlen);
         if (r >= 0) r = config_uint("SMTP_MAX_MESSAGE_BYTES", 1024, UINT64_C(1) << 40, &cfg->max_message_bytes, err, errlen);
         if (r >= 0) r = config_unsigned("SMTP_MAX_LINE_LENGTH", 512, HW_CMD_MAX_LIMIT, &cfg->max_line_length, err, errlen);
@@ -311,6 +315,9 @@ int config_load(struct hw_config *cfg, char *err, size_t errlen)
         if (r >= 0) r = config_unsigned("SMTP_MAX_RECEIVED", 1, 100000, &cfg->max_received, err, errlen);
         if (r >= 0) r = config_unsigned("SMTP_MAX_RECIPIENTS", 1, HW_RCPT_LIMIT, &cfg->max_recipients, err, errlen);
         if (r >= 0) r = config_uint("SMTP_IDLE_TIMEOUT_MS", 100, day_ms, &cfg->idle_timeout_ms, err, errlen);
+        if (r >= 0) r = config_uint("SMTP_COMMAND_DEADLINE_MS", 100, day_ms, &cfg->command_deadline_ms, err, errlen);
+        if (r >= 0) r = config_uint("SMTP_DATA_MIN_RATE", 0, UINT64_C(1) << 40, &cfg->data_min_rate, err, errlen);
+        if (r >= 0) r = config_uint("SMTP_SESSION_DEADLINE_MS", 100, 7 * day_ms, &cfg->session_deadline_ms, err, errlen);
         if (r >= 0) r = config_unsigned("SMTP_MAX_BAD_COMMANDS", 1, 100000, &cfg->max_bad_commands, err, errlen);
         if (r >= 0) r = config_list("SMTP_PROXY_TRUSTED", "", &cfg->proxy_trusted, err, errlen);
         if (r >= 0) r = config_string("SPOOL_DIR", cfg->spool_dir, sizeof(cfg->spool_dir), err, errlen);
@@ -448,6 +455,7 @@ void config_print(const struct hw_config *cfg, FILE *out)
         config_print_list(out, "ACCEPTED_DOMAINS", cfg->accepted_domains);
         fprintf(out, "SMTP_TLS_CERT_PATH=%s\n", cfg->tls_cert_path);
         fprintf(out, "SMTP_TLS_KEY_PATH=%s\n", cfg->tls_key_path);
+        fprintf(out, "SMTP_TLS_PRIORITY=%s\n", cfg->tls_priority);
         fprintf(out, "SMTP_HOSTNAME=%s\n", cfg->hostname);
         fprintf(out, "SMTP_MAX_MESSAGE_BYTES=%" PRIu64 "\n", cfg->max_message_bytes);
         fprintf(out, "SMTP_MAX_LINE_LENGTH=%u\n", cfg->max_line_length);
@@ -455,6 +463,9 @@ void config_print(const struct hw_config *cfg, FILE *out)
         fprintf(out, "SMTP_MAX_RECEIVED=%u\n", cfg->max_received);
         fprintf(out, "SMTP_MAX_RECIPIENTS=%u\n", cfg->max_recipients);
         fprintf(out, "SMTP_IDLE_TIMEOUT_MS=%" PRIu64 "\n", cfg->idle_timeout_ms);
+        fprintf(out, "SMTP_COMMAND_DEADLINE_MS=%" PRIu64 "\n", cfg->command_deadline_ms);
+        fprintf(out, "SMTP_DATA_MIN_RATE=%" PRIu64 "\n", cfg->data_min_rate);
+        fprintf(out, "SMTP_SESSION_DEADLINE_MS=%" PRIu64 "\n", cfg->session_deadline_ms);
         fprintf(out, "SMTP_MAX_BAD_COMMANDS=%u\n", cfg->max_bad_commands);
         config_print_list(out, "SMTP_PROXY_TRUSTED", cfg->proxy_trusted);
         fprintf(out, "SPOOL_DIR=%s\n", cfg->spool_dir);

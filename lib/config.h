@@ -40,6 +40,7 @@ struct hw_config {
         /* TLS */
         char tls_cert_path[1024];
         char tls_key_path[1024];
+        char tls_priority[HW_TLS_PRIORITY_MAX]; /* SMTP_TLS_PRIORITY; empty = the built-in order */
 
         /* SMTP limits */
         char hostname[HW_HOSTNAME_MAX + 1];
@@ -49,6 +50,9 @@ struct hw_config {
         unsigned max_received;
         unsigned max_recipients;
         uint64_t idle_timeout_ms;
+        uint64_t command_deadline_ms;     /* one command line, however slowly it drips */
+        uint64_t data_min_rate;           /* bytes/s of DATA after the first idle timeout */
+        uint64_t session_deadline_ms;     /* the whole session */
         unsigned max_bad_commands;
         char **proxy_trusted;             /* PROXY protocol peers, NULL-terminated */
 

@@ -8,11 +8,19 @@
 #define HW_CMD_MAX_LIMIT 65536            /* bytes; the largest command line a setting may allow */
 #define HW_HEADER_LINES_DEFAULT 1000      /* lines; Haraka headers.max_lines */
 #define HW_RECEIVED_MAX_DEFAULT 100       /* Received: headers; Haraka headers.max_received (mail loop) */
-#define HW_RCPT_MAX_DEFAULT 100           /* recipients; RFC 5321 4.5.3.1.8 minimum */
+#define HW_RCPT_MAX_DEFAULT 1000          /* recipients; Postfix smtpd_recipient_limit (RFC 5321 4.5.3.1.8 asks at least 100;
+                                            * some senders give up a transaction after repeated 452s) */
 #define HW_RCPT_LIMIT 1000                /* the most a setting may allow (bounds the envelope) */
 #define HW_IDLE_TIMEOUT_MS_DEFAULT 300000 /* ms; Haraka inactivity_timeout */
+/* Deadlines a client sending one byte at a time cannot extend (the idle
+ * timeout restarts on every read). */
+#define HW_COMMAND_DEADLINE_MS_DEFAULT 300000 /* ms for one command line, wait included; RFC 5321 4.5.3.2.7 */
+#define HW_DATA_MIN_RATE_DEFAULT 500      /* bytes/s DATA must average after its first idle timeout; Postfix smtpd_min_data_rate */
+#define HW_SESSION_DEADLINE_MS_DEFAULT 1800000 /* ms for a whole session */
 #define HW_BAD_COMMANDS_DEFAULT 10        /* Haraka max_unrecognized_commands */
 #define HW_SPOOL_MIN_FREE_DEFAULT 104857600 /* bytes free below which MAIL gets 452 4.3.1 */
+#define HW_SPOOL_MIN_FREE_INODES 1000     /* free inodes below which MAIL gets 452 4.3.1 */
+#define HW_TLS_PRIORITY_MAX 512           /* bytes of a GnuTLS priority string */
 
 #define HW_ADDR_MAX 256                   /* bytes; RFC 5321 4.5.3.1.3 path length */
 #define HW_HELO_MAX 255                   /* bytes kept of the HELO argument */
