@@ -36,21 +36,23 @@ static void data_header_line_end(struct data_machine *m)
 
 size_t data_feed(struct data_machine *m, const char *in, size_t len, char *out, size_t *out_len)
 {
-        size_t i = 0, o = *out_len;
+        /* end bounds the output by the input: see data.h. */
+        size_t i = 0, o = *out_len, end = *out_len + len;
 
-        while (i < len && m->state != DATA_DONE) {
+        while (i < len && o < end && m->state != DATA_DONE) {
                 char c = in[i];
 
                 /* Fast path: the body, inside a line, up to the next CR. */
                 if (m->state == DATA_TEXT && !m->in_header) {
-                        const char *cr = memchr(in + i, '\r', len - i);
-                        size_t run = cr ? (size_t)(cr - (in + i)) : len - i;
+                        size_t avail = len - i < end - o ? len - i : end - o;
+                        const char *cr = memchr(in + i, '\r', avail);
+                        size_t run = cr ? (size_t)(cr - (in + i)) : avail;
 
                         memcpy(out + o, in + i, run);
                         o += run;
                         i += run;
                         if (!cr)
-                                break;
+                                continue;
                         c = in[i];
                 }
                 i++;
@@ -91,12 +93,16 @@ size_t data_feed(struct data_machine *m, const char *in, size_t len, char *out, 
                                 continue;
                         }
                         /* ".\r" then something else: the dot was stuffing and
-                         * the CR is data. */
+                         * the CR is data. Only the CR is written now and c
+                         * is read again as the byte after a CR: writing both
+                         * would put two bytes out for one in when c starts
+                         * this call's input. */
                         out[o++] = '\r';
                         if (m->in_header)
                                 data_header_byte(m, '\r');
-                        m->state = c == '\r' ? DATA_CR : DATA_TEXT;
-                        break;
+                        m->state = DATA_CR;
+                        i--;
+                        continue;
                 case DATA_DONE:
                         break;
                 }

@@ -35,9 +35,12 @@ struct data_machine {
 void data_init(struct data_machine *m);
 
 /* Consumes input until the end of data or of in. Message bytes are written
- * to out (which must hold len bytes: unstuffing only removes) and counted
- * in *out_len. Returns the bytes of in consumed; m->state is DATA_DONE when
- * the final dot line was read (input after it is not consumed). */
+ * at out + *out_len and counted in *out_len; never more than len of them,
+ * so out must hold *out_len + len bytes. Returns the bytes of in consumed:
+ * all of them, or fewer when m->state became DATA_DONE (input after the
+ * final dot line is not consumed) or when len bytes were written (a line
+ * that began ".\r" and goes on owes the CR it held back: call again with
+ * the rest of in). */
 size_t data_feed(struct data_machine *m, const char *in, size_t len, char *out, size_t *out_len);
 
 #endif

@@ -20,9 +20,16 @@ static char *feed(const char *in, size_t len, size_t step, size_t *out_len, size
         data_init(m);
         *out_len = 0;
         while (used < len && m->state != DATA_DONE) {
-                size_t n = len - used < step ? len - used : step;
+                size_t n = len - used < step ? len - used : step, produced = 0;
+                /* Exactly as large as data.h promises, so an overrun shows. */
+                char *chunk_out = malloc(n);
 
-                used += data_feed(m, in + used, n, out, out_len);
+                ck_assert_ptr_nonnull(chunk_out);
+                used += data_feed(m, in + used, n, chunk_out, &produced);
+                ck_assert_uint_le(produced, n);
+                memcpy(out + *out_len, chunk_out, produced);
+                *out_len += produced;
+                free(chunk_out);
         }
         out[*out_len] = '\0';
         *consumed = used;
@@ -58,6 +65,35 @@ START_TEST(test_data_end_and_unstuffing)
         assert_data(".x\r\n.\r\n", "x\r\n", true, 7);
         /* ".\r" followed by other bytes: dot removed, CR kept. */
         assert_data(".\rX\r\n.\r\n", "\rX\r\n", true, 8);
+        assert_data("a\r\n.\r\r\n.\r\n", "a\r\n\r\r\n", true, 10);
+}
+END_TEST
+
+/* A chunk that starts right after "<CRLF>.<CR>" used to get its first
+ * byte and the held-back CR written together: one byte more than it had. */
+START_TEST(test_data_output_never_exceeds_input)
+{
+        struct data_machine m;
+        const char *head = "Subject: x\r\n\r\nbody\r\n.\r", *tail = "Xyz\r\n.\r\n";
+        char out_head[32], out_tail[8], one;
+        size_t produced = 0, used;
+
+        data_init(&m);
+        used = data_feed(&m, head, strlen(head), out_head, &produced);
+        ck_assert_uint_eq(used, strlen(head));
+        ck_assert_int_eq(m.state, DATA_DOT_CR);
+        /* One byte in: only the owed CR comes out, and the X waits. */
+        produced = 0;
+        used = data_feed(&m, tail, 1, &one, &produced);
+        ck_assert_uint_eq(produced, 1);
+        ck_assert_uint_eq(used, 0);
+        ck_assert_int_eq(one, '\r');
+        produced = 0;
+        used = data_feed(&m, tail, strlen(tail), out_tail, &produced);
+        ck_assert_uint_eq(used, strlen(tail));
+        ck_assert_int_eq(m.state, DATA_DONE);
+        ck_assert_uint_eq(produced, 5);
+        ck_assert(memcmp(out_tail, "Xyz\r\n", 5) == 0);
 }
 END_TEST
 
@@ -227,6 +263,7 @@ static Suite *receive_suite(void)
 
         tcase_add_test(tc, test_data_end_and_unstuffing);
         tcase_add_test(tc, test_data_smuggling_does_not_end);
+        tcase_add_test(tc, test_data_output_never_exceeds_input);
         tcase_add_test(tc, test_data_header_counting);
         tcase_add_test(tc, test_command_parse);
         tcase_add_test(tc, test_path_parse);
