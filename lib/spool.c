@@ -90,13 +90,15 @@ void spool_close(struct spool *s)
         s->root_fd = -1;
 }
 
-int spool_free_bytes(const struct spool *s, uint64_t *free_bytes)
+int spool_free_space(const struct spool *s, uint64_t *free_bytes, uint64_t *free_inodes)
 {
         struct statvfs st;
 
         if (fstatvfs(s->root_fd, &st) < 0)
                 return -errno;
         *free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
+        /* File systems that allocate inodes as they go (btrfs) report 0. */
+        *free_inodes = st.f_files ? (uint64_t)st.f_favail : UINT64_MAX;
         return 0;
 }
 

@@ -120,8 +120,9 @@ const char *spool_dir_name(enum spool_dir dir);
 int spool_open(struct spool *s, const char *root);
 void spool_close(struct spool *s);
 
-/* Free bytes for an unprivileged writer in the spool's file system. */
-int spool_free_bytes(const struct spool *s, uint64_t *free_bytes);
+/* Free bytes and inodes for an unprivileged writer in the spool's file
+ * system; UINT64_MAX inodes where the file system does not count them. */
+int spool_free_space(const struct spool *s, uint64_t *free_bytes, uint64_t *free_inodes);
 
 /* A new queue id (see above). */
 int spool_new_id(char id[HW_QID_LEN + 1]);

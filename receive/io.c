@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static ssize_t io_plain_read(void *ctx, void *buf, size_t len, int timeout_ms)
@@ -64,7 +65,23 @@ void io_init(struct io *io, const struct io_transport *t, int timeout_ms)
 {
         io->transport = *t;
         io->timeout_ms = timeout_ms;
+        io->deadline_ms = 0;
+        io->last_input_ms = io_now_ms();
         io->rpos = io->rlen = io->wlen = 0;
+}
+
+int64_t io_now_ms(void)
+{
+        struct timespec now;
+
+        /* CLOCK_MONOTONIC cannot fail with a valid clock id. */
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+void io_set_deadline(struct io *io, int64_t deadline_ms)
+{
+        io->deadline_ms = deadline_ms;
 }
 
 size_t io_switch_transport(struct io *io, const struct io_transport *t)
@@ -96,8 +113,10 @@ int io_flush(struct io *io)
  * pipelining client gets every reply to its batch before we wait. */
 static int io_fill(struct io *io)
 {
+        bool by_deadline = false;
+        int64_t now;
+        int wait_ms, r;
         ssize_t n;
-        int r;
 
         if (io->rpos < io->rlen)
                 return 0;
@@ -105,9 +124,26 @@ static int io_fill(struct io *io)
         if (r < 0)
                 return r;
         io->rpos = io->rlen = 0;
-        n = io->transport.read(io->transport.ctx, io->rbuf, sizeof(io->rbuf), io->timeout_ms);
+        wait_ms = io->timeout_ms;
+        now = io_now_ms();
+        if (io->deadline_ms) {
+                int64_t left = io->deadline_ms - now;
+
+                if (left <= 0)
+                        return -ETIME;
+                if (left < wait_ms) {
+                        wait_ms = (int)left;
+                        by_deadline = true;
+                }
+        }
+        n = io->transport.read(io->transport.ctx, io->rbuf, sizeof(io->rbuf), wait_ms);
+        /* A client silent for the idle timeout is told so, even when a
+         * deadline ended the wait. */
+        if (n == -ETIMEDOUT && by_deadline && now + wait_ms - io->last_input_ms < io->timeout_ms)
+                return -ETIME;
         if (n < 0)
                 return (int)n;
+        io->last_input_ms = io_now_ms();
         if (n == 0)
                 return -ENODATA;
         io->rlen = (size_t)n;

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "hw_limits.h"
@@ -22,7 +23,9 @@ struct io_transport {
 
 struct io {
         struct io_transport transport;
-        int timeout_ms;
+        int timeout_ms;            /* idle: restarts with every read */
+        int64_t deadline_ms;       /* io_now_ms() time reads must end by; 0 = none */
+        int64_t last_input_ms;     /* io_now_ms() time of the last bytes read */
         size_t rpos, rlen;
         size_t wlen;
         char rbuf[HW_IO_BUFFER];
@@ -38,6 +41,14 @@ void io_plain_transport(struct io_plain *fds, struct io_transport *t);
 
 void io_init(struct io *io, const struct io_transport *t, int timeout_ms);
 
+/* Milliseconds of a monotonic clock, the time base of deadlines. */
+int64_t io_now_ms(void);
+
+/* Reads from now on fail with -ETIME once io_now_ms() reaches deadline_ms
+ * (0: no deadline), however often bytes arrive: a client sending one byte
+ * at a time restarts the idle timeout but not this. */
+void io_set_deadline(struct io *io, int64_t deadline_ms);
+
 /* Switches transport (after the TLS handshake). Input buffered from the
  * old transport is dropped: nothing sent before the handshake may be
  * taken as a command after it (CVE-2011-0411). Returns how many bytes
@@ -52,7 +63,8 @@ size_t io_buffered_input(const struct io *io);
  * bytes: the rest of it is read and dropped so the session stays in step
  * (line must hold max + 1 bytes);
  * -EBADMSG if it holds a NUL byte; -ENODATA at end of input;
- * -ETIMEDOUT, or another -errno. */
+ * -ETIMEDOUT when idle too long, -ETIME past the deadline, or another
+ * -errno. */
 int io_getline(struct io *io, char *line, size_t max, size_t *len);
 
 /* Makes buffered input available: on success *data and *len point into the

@@ -36,9 +36,31 @@ const char *smtp_spool_error_reply(int error)
         }
 }
 
+/* Only syntax errors and unknown commands (500, 501, 555) count toward
+ * SMTP_MAX_BAD_COMMANDS: a pipelining client whose MAIL was refused gets
+ * 503 for each RCPT it had already sent, through no fault of its own, and
+ * refusals by policy or for resources are not the client's errors. */
+static bool smtp_reply_is_client_error(const char *reply)
+{
+        return strncmp(reply, "500", 3) == 0 || strncmp(reply, "501", 3) == 0 ||
+               strncmp(reply, "555", 3) == 0;
+}
+
 static int smtp_reply(struct smtp_session *s, const char *text)
 {
         return io_printf(&s->io, "%s\r\n", text);
+}
+
+/* Reads from now on must end by deadline_ms, and the session's own
+ * deadline is never passed. */
+static void smtp_set_deadline(struct smtp_session *s, const char *what, int64_t deadline_ms)
+{
+        if (deadline_ms >= s->session_deadline_ms) {
+                deadline_ms = s->session_deadline_ms;
+                what = "session";
+        }
+        s->deadline_what = what;
+        io_set_deadline(&s->io, deadline_ms);
 }
 
 static void smtp_transaction_reset(struct smtp_session *s)
@@ -157,10 +179,15 @@ static int smtp_proceed_helo(struct smtp_session *s, const char *args, const str
         return io_printf(&s->io, "250 %s\r\n", s->cfg->hostname);
 }
 
+/* Whether STARTTLS may be offered to this client now. */
+static bool smtp_tls_offerable(struct smtp_session *s)
+{
+        return !s->tls_active && s->hooks && s->hooks->tls_available && s->hooks->tls_available(s);
+}
+
 static int smtp_proceed_ehlo(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
-        bool tls = !s->tls_active && s->hooks && s->hooks->tls_available &&
-                   s->hooks->tls_available(s);
+        bool tls = smtp_tls_offerable(s);
 
         smtp_printable(s->env.helo, sizeof(s->env.helo), args);
         s->esmtp = true;
@@ -180,12 +207,14 @@ static int smtp_proceed_ehlo(struct smtp_session *s, const char *args, const str
 
 static int smtp_proceed_mail(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
-        uint64_t free_bytes;
-        int r = spool_free_bytes(s->spool, &free_bytes);
+        uint64_t free_bytes, free_inodes;
+        int r = spool_free_space(s->spool, &free_bytes, &free_inodes);
 
-        /* Back-pressure: refuse what we could not keep; the sender queues it. */
+        /* Back-pressure: refuse what we could not keep; the sender queues it.
+         * A disk out of inodes is as full as one out of blocks. */
         if (r < 0 || free_bytes < s->cfg->spool_min_free_bytes ||
-            free_bytes - s->cfg->spool_min_free_bytes < path->size)
+            free_bytes - s->cfg->spool_min_free_bytes < path->size ||
+            free_inodes < HW_SPOOL_MIN_FREE_INODES)
                 return smtp_reply(s, "452 4.3.1 Insufficient system storage, try again later");
         strcpy(s->env.sender, path->addr);
         s->smtputf8 = path->smtputf8;
@@ -222,7 +251,17 @@ static int smtp_proceed_vrfy(struct smtp_session *s, const char *args, const str
 
 static int smtp_proceed_help(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
-        return smtp_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS");
+        return smtp_reply(s, smtp_tls_offerable(s)
+                ? "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS"
+                : "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+}
+
+/* Known commands this server does not do: 502 rather than 500, so a
+ * client trying them is not counted as sending garbage. */
+static int smtp_proceed_not_implemented(struct smtp_session *s, const char *args,
+                                        const struct smtp_path *path)
+{
+        return smtp_reply(s, "502 5.5.1 Command not implemented");
 }
 
 static int smtp_proceed_quit(struct smtp_session *s, const char *args, const struct smtp_path *path)
@@ -292,18 +331,29 @@ static int smtp_read_data(struct smtp_session *s, enum data_result *result)
 {
         struct data_machine m;
         bool storing = true;
+        const int64_t start_ms = io_now_ms();
+        uint64_t bytes_in = 0;
 
         data_init(&m);
         *result = DATA_OK;
         while (m.state != DATA_DONE) {
                 const char *in;
                 size_t avail, used, produced = 0;
-                int r = io_peek(&s->io, &in, &avail);
+                int r;
 
+                /* A slow client keeps the idle timeout plus the time its
+                 * bytes earn at the minimum rate, and no more. */
+                if (s->cfg->data_min_rate)
+                        smtp_set_deadline(s, "DATA", start_ms + (int64_t)s->cfg->idle_timeout_ms +
+                                          (int64_t)(bytes_in * 1000 / s->cfg->data_min_rate));
+                else
+                        smtp_set_deadline(s, "session", s->session_deadline_ms);
+                r = io_peek(&s->io, &in, &avail);
                 if (r < 0)
                         return r;
                 used = data_feed(&m, in, avail, s->data_out, &produced);
                 io_consume(&s->io, used);
+                bytes_in += used;
                 if (*result == DATA_OK) {
                         if (m.size > s->cfg->max_message_bytes)
                                 *result = DATA_TOO_BIG;
@@ -434,7 +484,7 @@ static int smtp_proceed_data(struct smtp_session *s, const char *args, const str
         }
         smtp_received_header(s, received, sizeof(received), &len);
         spool_write(&s->item, received, len);
-        r = smtp_reply(s, "354 3.0.0 End data with <CR><LF>.<CR><LF>");
+        r = smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
         if (r >= 0)
                 r = smtp_read_data(s, &result);
         if (r < 0) {
@@ -458,6 +508,8 @@ static const struct smtp_command smtp_commands[] = {
         { CMD_VRFY, smtp_check_any, smtp_proceed_vrfy },
         { CMD_HELP, smtp_check_any, smtp_proceed_help },
         { CMD_STARTTLS, smtp_check_starttls, smtp_proceed_starttls },
+        { CMD_EXPN, smtp_check_any, smtp_proceed_not_implemented },
+        { CMD_AUTH, smtp_check_any, smtp_proceed_not_implemented },
 };
 
 const char *smtp_check(const struct smtp_session *s, enum smtp_cmd cmd, const char *args,
@@ -490,6 +542,10 @@ int smtp_session_init(struct smtp_session *s, const struct hw_config *cfg, struc
         s->state = STATE_CONNECTED;
         s->item.fd = -1;
         io_init(&s->io, t, cfg->idle_timeout_ms > INT32_MAX ? INT32_MAX : (int)cfg->idle_timeout_ms);
+        /* The session's clock starts now: a PROXY header read before the
+         * first command is bounded like a command line. */
+        s->session_deadline_ms = io_now_ms() + (int64_t)cfg->session_deadline_ms;
+        smtp_set_deadline(s, "command", io_now_ms() + (int64_t)cfg->command_deadline_ms);
         r = envelope_init(&s->env, cfg->max_recipients);
         snprintf(s->env.remote_ip, sizeof(s->env.remote_ip), "unknown");
         return r;
@@ -513,7 +569,10 @@ static int smtp_command(struct smtp_session *s)
         const char *args, *error;
         enum smtp_cmd cmd;
         size_t len;
-        int r = io_getline(&s->io, s->line, s->cfg->max_line_length, &len);
+        int r;
+
+        smtp_set_deadline(s, "command", io_now_ms() + (int64_t)s->cfg->command_deadline_ms);
+        r = io_getline(&s->io, s->line, s->cfg->max_line_length, &len);
 
         if (r == -E2BIG)
                 error = "500 5.5.2 Line too long";
@@ -528,8 +587,7 @@ static int smtp_command(struct smtp_session *s)
 
         if (!error)
                 return smtp_proceed(s, cmd, args, &path);
-        /* Refusals by policy or for resources are not the client's errors. */
-        if (error[0] == '5' && strncmp(error, "550", 3) != 0 && strncmp(error, "552", 3) != 0)
+        if (smtp_reply_is_client_error(error))
                 s->bad_commands++;
         if (s->bad_commands >= s->cfg->max_bad_commands) {
                 s->state = STATE_CLOSING;
@@ -548,6 +606,14 @@ int smtp_session_run(struct smtp_session *s)
         if (r == -ETIMEDOUT)
                 io_printf(&s->io, "421 4.4.2 %s Timeout exceeded, closing connection\r\n",
                           s->cfg->hostname);
+        if (r == -ETIME) {
+                log_msg(LOG_NOTICE, "session with %s ended: %s deadline exceeded",
+                        s->env.remote_ip, s->deadline_what);
+                io_printf(&s->io, "421 4.4.2 %s %s deadline exceeded, closing connection\r\n",
+                          s->cfg->hostname, s->deadline_what);
+                /* A normal end for the caller, like the idle timeout. */
+                r = -ETIMEDOUT;
+        }
         if (io_flush(&s->io) < 0 && r >= 0)
                 r = -EPIPE;
         return r == -ENODATA ? 0 : r;

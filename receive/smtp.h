@@ -53,6 +53,8 @@ struct smtp_session {
         uint64_t declared_size;    /* MAIL FROM SIZE= */
         unsigned bad_commands;
         unsigned transactions;
+        int64_t session_deadline_ms;   /* io_now_ms() time the session must end by */
+        const char *deadline_what;     /* the deadline now set: "command", "DATA", "session" */
         struct envelope env;       /* helo, remote and tls persist across RSET */
         struct io io;
         struct spool_item item;

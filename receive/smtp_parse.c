@@ -24,6 +24,8 @@ static const struct {
         { CMD_VRFY, "VRFY" },
         { CMD_HELP, "HELP" },
         { CMD_STARTTLS, "STARTTLS" },
+        { CMD_EXPN, "EXPN" },
+        { CMD_AUTH, "AUTH" },
 };
 
 enum smtp_cmd smtp_parse_command(const char *line, const char **args)

@@ -22,6 +22,8 @@ enum smtp_cmd {
         CMD_VRFY,
         CMD_HELP,
         CMD_STARTTLS,
+        CMD_EXPN,           /* known, refused with 502 */
+        CMD_AUTH,           /* known, refused with 502: nobody logs in here */
 };
 
 enum mail_body {

@@ -24,7 +24,9 @@ static const char *const config_vars[] = {
         "FLUSH_CONCURRENCY", "WEBHOOK_DECISION_URL", "WEBHOOK_DECISION_TOKEN",
         "WEBHOOK_DECISION_PAYLOAD_MODE", "ACCEPT_ALL_RECIPIENTS", "ACCEPTED_DOMAINS",
         "SMTP_TLS_CERT_PATH", "SMTP_TLS_KEY_PATH", "SPOOL_DIR", "SMTP_MAX_RECIPIENTS",
-        "CREDENTIALS_DIRECTORY", "SMTP_HOSTNAME", "SMTP_PROXY_TRUSTED", "SPOOL_MIN_FREE_BYTES", NULL,
+        "CREDENTIALS_DIRECTORY", "SMTP_HOSTNAME", "SMTP_PROXY_TRUSTED", "SPOOL_MIN_FREE_BYTES",
+        "SMTP_IDLE_TIMEOUT_MS", "SMTP_COMMAND_DEADLINE_MS", "SMTP_DATA_MIN_RATE",
+        "SMTP_SESSION_DEADLINE_MS", "SMTP_TLS_PRIORITY", NULL,
 };
 
 static void config_clear_env(void)
@@ -50,7 +52,12 @@ START_TEST(test_config_defaults)
         ck_assert_uint_eq(cfg.retry_max_interval_ms, 3600000);
         ck_assert_uint_eq(cfg.max_retry_age_ms, 0);
         ck_assert_uint_eq(cfg.max_message_bytes, 26214400);
-        ck_assert_uint_eq(cfg.max_recipients, 100);
+        ck_assert_uint_eq(cfg.max_recipients, 1000);
+        ck_assert_uint_eq(cfg.idle_timeout_ms, 300000);
+        ck_assert_uint_eq(cfg.command_deadline_ms, 300000);
+        ck_assert_uint_eq(cfg.data_min_rate, 500);
+        ck_assert_uint_eq(cfg.session_deadline_ms, 1800000);
+        ck_assert_str_eq(cfg.tls_priority, "");
         ck_assert(cfg.accept_all_recipients);
         ck_assert_int_eq(cfg.decision_mode, DECISION_MODE_MINIMAL);
         ck_assert_str_eq(cfg.spool_dir, LOCALSTATEDIR "/spool/hw-webhook");
