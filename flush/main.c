@@ -20,6 +20,18 @@
 #include "runner.h"
 #include "status.h"
 
+/* Sanitizer builds: main_exit() runs the leak check itself. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MAIN_LEAK_CHECK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#define MAIN_LEAK_CHECK 1
+#endif
+#endif
+#ifdef MAIN_LEAK_CHECK
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define EXIT_USAGE 64
 #define EXIT_TEMPFAIL 75
 #define EXIT_CONFIG 78
@@ -57,16 +69,22 @@ static void main_help(FILE *out)
               out);
 }
 
+/* On failure nothing is left to free: config_load() cleans up after
+ * itself, and a loaded configuration the flush check refuses is freed here. */
 static int main_load_config(struct hw_config *cfg, bool check_flush)
 {
         char err[512] = "";
 
-        if (config_load(cfg, err, sizeof(err)) < 0 ||
-            (check_flush && config_check_flush(cfg, err, sizeof(err)) < 0)) {
-                fprintf(stderr, "hw-flush: configuration: %s\n", err[0] ? err : "invalid");
-                return -EINVAL;
+        if (config_load(cfg, err, sizeof(err)) < 0)
+                goto fail;
+        if (check_flush && config_check_flush(cfg, err, sizeof(err)) < 0) {
+                config_free(cfg);
+                goto fail;
         }
         return 0;
+fail:
+        fprintf(stderr, "hw-flush: configuration: %s\n", err[0] ? err : "invalid");
+        return -EINVAL;
 }
 
 static int main_run(struct hw_config *cfg, bool now)
@@ -105,6 +123,11 @@ static _Noreturn void main_exit(int status)
 {
         if (fflush(stdout) != 0 && status == 0)
                 status = EXIT_TEMPFAIL;
+#ifdef MAIN_LEAK_CHECK
+        /* _exit() skips the leak check that exit() would run; a leak found
+         * here ends the process with the sanitizer's status. */
+        __lsan_do_leak_check();
+#endif
         _exit(status);
 }
 

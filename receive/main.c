@@ -90,17 +90,63 @@ static int receive_proxy_header(struct smtp_session *s)
         return 0;
 }
 
-int main(int argc, char **argv)
+/* A client that left or timed out is a normal end, not a failed unit. */
+static bool receive_client_gone(int r)
+{
+        return r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE;
+}
+
+/* The session: the spool, the client's address, the dialogue. Whatever it
+ * opens is released on every path, through the one exit at the end. */
+static int receive_run(const struct hw_config *cfg)
 {
         static struct smtp_session session;
-        struct hw_config cfg;
         struct spool spool;
         struct io_plain fds = { .in_fd = 0, .out_fd = 1 };
         struct io_transport transport;
-        char err[512], ip[HW_IP_MAX];
+        char ip[HW_IP_MAX];
+        unsigned port;
+        int r, status = EXIT_TEMPFAIL;
+
+        r = spool_open(&spool, cfg->spool_dir);
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot open spool %s: %s", cfg->spool_dir, strerror(-r));
+                fputs("421 4.3.0 Local error in processing, try again later\r\n", stdout);
+                return EXIT_TEMPFAIL;
+        }
+        io_plain_transport(&fds, &transport);
+        r = smtp_session_init(&session, cfg, &spool, &transport, modules_hooks(cfg));
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot start a session: %s", strerror(-r));
+                goto out;
+        }
+        receive_peer(ip, &port);
+        smtp_session_set_remote(&session, ip, port);
+        if (receive_proxy_trusted(cfg, ip)) {
+                r = receive_proxy_header(&session);
+                if (r < 0) {
+                        log_msg(LOG_WARNING, "bad PROXY header from %s: %s", ip, strerror(-r));
+                        goto out;
+                }
+        }
+        r = smtp_session_run(&session);
+        if (r >= 0 || receive_client_gone(r))
+                status = 0;
+        else
+                log_msg(LOG_WARNING, "session with %s ended: %s", session.env.remote_ip, strerror(-r));
+out:
+        modules_unload();
+        smtp_session_free(&session);
+        spool_close(&spool);
+        return status;
+}
+
+int main(int argc, char **argv)
+{
+        struct hw_config cfg;
+        char err[512];
         const char *allow_root = getenv("HW_ALLOW_ROOT");
         bool check_only = false;
-        unsigned port;
         int r;
 
         log_init("hw-receive");
@@ -132,46 +178,16 @@ int main(int argc, char **argv)
         }
         if (check_only) {
                 r = modules_check(&cfg, err, sizeof(err));
-                if (r < 0) {
+                if (r < 0)
                         log_msg(LOG_ERR, "configuration error: %s", err);
-                        config_free(&cfg);
-                        return EXIT_CONFIG;
-                }
-                config_print(&cfg, stdout);
-                config_free(&cfg);
-                return 0;
+                else
+                        config_print(&cfg, stdout);
+                r = r < 0 ? EXIT_CONFIG : 0;
+        } else {
+                /* A client that goes away must not kill us mid-commit. */
+                signal(SIGPIPE, SIG_IGN);
+                r = receive_run(&cfg);
         }
-        /* A client that goes away must not kill us mid-commit. */
-        signal(SIGPIPE, SIG_IGN);
-        r = spool_open(&spool, cfg.spool_dir);
-        if (r < 0) {
-                log_msg(LOG_ERR, "cannot open spool %s: %s", cfg.spool_dir, strerror(-r));
-                fputs("421 4.3.0 Local error in processing, try again later\r\n", stdout);
-                config_free(&cfg);
-                return EXIT_TEMPFAIL;
-        }
-        io_plain_transport(&fds, &transport);
-        r = smtp_session_init(&session, &cfg, &spool, &transport, modules_hooks(&cfg));
-        if (r < 0) {
-                log_msg(LOG_ERR, "cannot start a session: %s", strerror(-r));
-                return EXIT_TEMPFAIL;
-        }
-        receive_peer(ip, &port);
-        smtp_session_set_remote(&session, ip, port);
-        if (receive_proxy_trusted(&cfg, ip)) {
-                r = receive_proxy_header(&session);
-                if (r < 0) {
-                        log_msg(LOG_WARNING, "bad PROXY header from %s: %s", ip, strerror(-r));
-                        return EXIT_TEMPFAIL;
-                }
-        }
-        r = smtp_session_run(&session);
-        if (r < 0 && r != -ETIMEDOUT && r != -ECONNRESET && r != -EPIPE)
-                log_msg(LOG_WARNING, "session with %s ended: %s", session.env.remote_ip, strerror(-r));
-        modules_unload();
-        smtp_session_free(&session);
-        spool_close(&spool);
         config_free(&cfg);
-        /* A client that left or timed out is a normal end, not a failed unit. */
-        return r < 0 && r != -ETIMEDOUT && r != -ECONNRESET && r != -EPIPE ? EXIT_TEMPFAIL : 0;
+        return r;
 }
