@@ -2,6 +2,7 @@
 127.0.0.1 (a thread of the test), and hw-receive runs over pipes with the
 spool in a temporary directory and a clean environment. Every wait is
 bounded."""
+import atexit
 import http.server
 import json
 import os
@@ -20,8 +21,37 @@ MODULE_DIR = os.environ.get("HW_MODULE_DIR") or os.path.join(BUILD, "receive", "
 FAILURES = []
 COUNT = [0]
 
+# Sanitizer builds (ASan, LSan, UBSan): every hw-receive a test starts
+# writes its reports into this directory, whatever became of its stderr and
+# exit status. A report fails the check it turns up in and the test.
+SANITIZER_DIR = tempfile.mkdtemp(prefix="hw-decision-sanitizer-")
+atexit.register(shutil.rmtree, SANITIZER_DIR, True)
+SANITIZER_SEEN = set()
+
+
+def sanitizer_env():
+    """The sanitizer options of a child: the caller's, then ours."""
+    log = "log_path=" + os.path.join(SANITIZER_DIR, "report")
+    ours = {
+        "ASAN_OPTIONS": [log],
+        "LSAN_OPTIONS": [log],
+        "UBSAN_OPTIONS": [log, "print_stacktrace=1", "halt_on_error=1"],
+    }
+    return {k: ":".join(filter(None, [os.environ.get(k)] + v)) for k, v in ours.items()}
+
+
+def sanitizer_new_reports():
+    """Reports written since the last call."""
+    new = sorted(set(os.listdir(SANITIZER_DIR)) - SANITIZER_SEEN)
+    SANITIZER_SEEN.update(new)
+    return new
+
 
 def check(cond, what):
+    reports = sanitizer_new_reports()
+    if reports:
+        cond = False
+        what += " (sanitizer report %s)" % ", ".join(reports)
     COUNT[0] += 1
     print(("ok   " if cond else "FAIL ") + what)
     if not cond:
@@ -30,6 +60,10 @@ def check(cond, what):
 
 
 def finish():
+    check(True, "no sanitizer reports at the end")
+    for name in sorted(os.listdir(SANITIZER_DIR)):
+        with open(os.path.join(SANITIZER_DIR, name), errors="replace") as f:
+            print("--- %s\n%s" % (name, f.read()), end="")
     print("%d passed, %d failed" % (COUNT[0] - len(FAILURES), len(FAILURES)))
     sys.exit(1 if FAILURES else 0)
 
@@ -177,6 +211,7 @@ def receive(spool, url, messages, mode=None, token=None, timeout_ms=5000, sender
         "WEBHOOK_DECISION_URL": url,
         "WEBHOOK_TIMEOUT_MS": str(timeout_ms),
     }
+    env.update(sanitizer_env())
     if mode:
         env["WEBHOOK_DECISION_PAYLOAD_MODE"] = mode
     if token:

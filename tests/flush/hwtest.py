@@ -2,6 +2,7 @@
 recording webhook (tests/helpers/webhook.py), hw-test-enqueue and hw-flush
 runs with a clean environment. Everything lives in one temporary directory
 and every wait is bounded."""
+import atexit
 import base64
 import hashlib
 import hmac
@@ -23,8 +24,37 @@ WEBHOOK = os.path.join(SRC, "tests", "helpers", "webhook.py")
 
 FAILURES = []
 
+# Sanitizer builds (ASan, LSan, UBSan): every program of ours a test starts
+# writes its reports into this directory, whatever became of its stderr and
+# exit status. A report fails the check it turns up in and the test.
+SANITIZER_DIR = tempfile.mkdtemp(prefix="hw-flush-sanitizer-")
+atexit.register(shutil.rmtree, SANITIZER_DIR, True)
+SANITIZER_SEEN = set()
+
+
+def sanitizer_env():
+    """The sanitizer options of a child: the caller's, then ours."""
+    log = "log_path=" + os.path.join(SANITIZER_DIR, "report")
+    ours = {
+        "ASAN_OPTIONS": [log],
+        "LSAN_OPTIONS": [log],
+        "UBSAN_OPTIONS": [log, "print_stacktrace=1", "halt_on_error=1"],
+    }
+    return {k: ":".join(filter(None, [os.environ.get(k)] + v)) for k, v in ours.items()}
+
+
+def sanitizer_new_reports():
+    """Reports written since the last call."""
+    new = sorted(set(os.listdir(SANITIZER_DIR)) - SANITIZER_SEEN)
+    SANITIZER_SEEN.update(new)
+    return new
+
 
 def check(cond, what):
+    reports = sanitizer_new_reports()
+    if reports:
+        cond = False
+        what += " (sanitizer report %s)" % ", ".join(reports)
     if cond:
         print("ok   " + what)
     else:
@@ -34,6 +64,10 @@ def check(cond, what):
 
 
 def finish():
+    check(True, "no sanitizer reports at the end")
+    for name in sorted(os.listdir(SANITIZER_DIR)):
+        with open(os.path.join(SANITIZER_DIR, name), errors="replace") as f:
+            print("--- %s\n%s" % (name, f.read()), end="")
     if FAILURES:
         print("%d check(s) failed" % len(FAILURES))
         sys.exit(1)
@@ -87,7 +121,8 @@ class Spool:
 
     def enqueue(self, message, sender="alice@example.net", rcpts=("bob@example.com",), count=1):
         out = subprocess.run([ENQUEUE, "-n", str(count), self.root, sender] + list(rcpts),
-                             input=message, stdout=subprocess.PIPE, check=True, timeout=60)
+                             input=message, stdout=subprocess.PIPE, check=True, timeout=60,
+                             env=dict(os.environ, **sanitizer_env()))
         ids = out.stdout.decode().split()
         return ids[0] if count == 1 else ids
 
@@ -113,6 +148,7 @@ def flush_env(spool, url, **extra):
         "WEBHOOK_URL": url,
         "WEBHOOK_TIMEOUT_MS": "5000",
     }
+    env.update(sanitizer_env())
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

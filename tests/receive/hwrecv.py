@@ -5,6 +5,7 @@ and 1, as systemd's Accept=yes gives it a socket), with the spool in a
 temporary directory and a clean environment. Every wait has a deadline,
 so a hung or silent server fails a check instead of hanging make check.
 """
+import atexit
 import calendar
 import os
 import re
@@ -27,8 +28,37 @@ SPOOL_DIRS = ("tmp", "pending", "processing", "deferred", "dead")
 
 FAILURES = []
 
+# Sanitizer builds (ASan, LSan, UBSan): every hw-receive a test starts
+# writes its reports into this directory, whatever became of its stderr and
+# exit status. A report fails the check it turns up in and the test.
+SANITIZER_DIR = tempfile.mkdtemp(prefix="hw-receive-sanitizer-")
+atexit.register(shutil.rmtree, SANITIZER_DIR, True)
+SANITIZER_SEEN = set()
+
+
+def sanitizer_env(leaks=True):
+    """The sanitizer options of a child: the caller's, then ours."""
+    log = "log_path=" + os.path.join(SANITIZER_DIR, "report")
+    ours = {
+        "ASAN_OPTIONS": [log] + ([] if leaks else ["detect_leaks=0"]),
+        "LSAN_OPTIONS": [log],
+        "UBSAN_OPTIONS": [log, "print_stacktrace=1", "halt_on_error=1"],
+    }
+    return {k: ":".join(filter(None, [os.environ.get(k)] + v)) for k, v in ours.items()}
+
+
+def sanitizer_new_reports():
+    """Reports written since the last call."""
+    new = sorted(set(os.listdir(SANITIZER_DIR)) - SANITIZER_SEEN)
+    SANITIZER_SEEN.update(new)
+    return new
+
 
 def check(cond, what):
+    reports = sanitizer_new_reports()
+    if reports:
+        cond = False
+        what += " (sanitizer report %s)" % ", ".join(reports)
     print(("ok   " if cond else "FAIL ") + what, flush=True)
     if not cond:
         FAILURES.append(what)
@@ -36,6 +66,10 @@ def check(cond, what):
 
 
 def finish():
+    check(True, "no sanitizer reports at the end")
+    for name in sorted(os.listdir(SANITIZER_DIR)):
+        with open(os.path.join(SANITIZER_DIR, name), errors="replace") as f:
+            print("--- %s\n%s" % (name, f.read()), end="")
     if FAILURES:
         print("%d check(s) failed:" % len(FAILURES))
         for f in FAILURES:
@@ -51,7 +85,8 @@ def skip(why):
 
 
 def base_env(spool, **extra):
-    """The environment of one hw-receive: nothing inherited but PATH."""
+    """The environment of one hw-receive: nothing inherited but PATH and
+    the sanitizer options."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HW_ALLOW_ROOT": "1",
@@ -60,6 +95,7 @@ def base_env(spool, **extra):
         "SPOOL_MIN_FREE_BYTES": "4096",
         "HW_MODULE_DIR": os.environ.get("HW_MODULE_DIR") or os.path.join(BUILD, "receive", ".libs"),
     }
+    env.update(sanitizer_env())
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -91,6 +127,10 @@ class Session:
     def __init__(self, env, argv=(), stderr_path=None, wrap=()):
         self.sock, child = socket.socketpair()
         self.stderr_path = stderr_path
+        # LeakSanitizer stops the world with ptrace, which a process that
+        # strace already traces cannot give it: it would die at exit.
+        if wrap and os.path.basename(wrap[0]) == "strace":
+            env = dict(env, **sanitizer_env(leaks=False))
         err = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(list(wrap) + [RECEIVE] + list(argv), stdin=child,
