@@ -12,14 +12,18 @@
  * resumption (no tickets, no cache): a resumed session would need state
  * shared across processes, and SMTP sessions are long enough not to care.
  *
- * Protocol versions are TLS 1.2 and 1.3 only, on top of the system's
- * GnuTLS policy when there is one (ciphers, groups, signatures). The
+ * The built-in priority string (tls_default_priority) allows TLS 1.2 and
+ * 1.3 only and lets the server choose: forward-secret AEAD suites first,
+ * CBC and RSA key exchange kept as a last resort, because for opportunistic
+ * TLS some encryption beats plain text. SMTP_TLS_PRIORITY replaces it
+ * whole. The system's GnuTLS configuration still applies on top. The
  * module references no symbol of the executable, so it loads with
  * RTLD_NOW; it reports errors through err and never logs or exits. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -30,17 +34,28 @@
 
 #include "modules.h"
 
-/* Tried in turn: the system's policy (@SYSTEM needs a system priority
- * file, which not every distribution ships), then the library's default
- * (which a system file may also set), each with the versions narrowed. */
-static const struct {
-        const char *string;
-        unsigned flags;
-} tls_priorities[] = {
-        { "@SYSTEM:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", 0 },
-        { "-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", GNUTLS_PRIORITY_INIT_DEF_APPEND },
-        { "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", 0 },
-};
+/* The built-in order. GnuTLS ranks suites by key exchange first, then
+ * cipher, then MAC, so the lists below give: TLS 1.3 (all AEAD with
+ * ECDHE/DHE), then per key exchange ECDHE, DHE, RSA the AEAD ciphers
+ * before CBC. With one certificate that is ECDHE+AEAD, ECDHE+CBC,
+ * DHE+AEAD, DHE+CBC, RSA+AEAD, RSA+CBC. DHE is used only with clients
+ * that offer the RFC 7919 groups (no DH parameters are set), which all
+ * have ECDHE+AEAD too. SHA-256/384 CBC suites add no client that
+ * CBC-SHA1 does not already serve. X25519 comes first because it is the
+ * key share most clients send: another choice would cost a round trip. */
+static const char tls_default_priority[] =
+        "NORMAL:%SERVER_PRECEDENCE"
+        ":-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+        ":-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-GCM:+AES-256-CCM:+AES-128-CCM"
+        ":+AES-256-CBC:+AES-128-CBC"
+        ":-MAC-ALL:+AEAD:+SHA1"
+        ":-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:+RSA"
+        ":-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1"
+        ":+GROUP-X448:+GROUP-FFDHE2048:+GROUP-FFDHE3072:+GROUP-FFDHE4096";
+
+/* A PEM chain is a few KiB; the bound keeps a wrong path (a log, a
+ * device) from being read whole. */
+#define TLS_FILE_MAX (1024 * 1024)
 
 struct tls_state {
         gnutls_certificate_credentials_t cred;
@@ -69,71 +84,172 @@ static void tls_release(void)
         }
 }
 
-/* GnuTLS reports a missing file as a bare "Error while reading file";
- * opening it first gives the operator the path and errno. */
-static int tls_check_file(const char *name, const char *path, char *err, size_t errlen)
+/* Key bytes are wiped before they are freed. */
+static void tls_datum_free(gnutls_datum_t *d)
+{
+        if (d->data) {
+                explicit_bzero(d->data, d->size);
+                free(d->data);
+        }
+        d->data = NULL;
+        d->size = 0;
+}
+
+/* Reads a whole PEM file, NUL-terminated as GnuTLS wants PEM in memory.
+ * GnuTLS reports a missing file as a bare "Error while reading file";
+ * this names the setting, the path and errno. */
+static int tls_read_file(const char *name, const char *path, gnutls_datum_t *out,
+                         char *err, size_t errlen)
 {
         struct stat st;
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        int r = 0, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
         if (fd < 0) {
-                int r = -errno;
-
+                r = -errno;
                 snprintf(err, errlen, "%s %s: %s", name, path, strerror(-r));
                 return r;
         }
         if (fstat(fd, &st) < 0) {
-                int r = -errno;
-
-                close(fd);
+                r = -errno;
                 snprintf(err, errlen, "%s %s: %s", name, path, strerror(-r));
-                return r;
+                goto out;
         }
         if (!S_ISREG(st.st_mode)) {
-                close(fd);
                 snprintf(err, errlen, "%s %s: not a regular file", name, path);
-                return -EINVAL;
+                r = -EINVAL;
+                goto out;
+        }
+        if (st.st_size > TLS_FILE_MAX) {
+                snprintf(err, errlen, "%s %s: larger than %d bytes", name, path, TLS_FILE_MAX);
+                r = -EFBIG;
+                goto out;
+        }
+        /* One byte more than the limit tells a file that grew meanwhile. */
+        buf = malloc(TLS_FILE_MAX + 2);
+        if (!buf) {
+                r = -ENOMEM;
+                snprintf(err, errlen, "%s %s: %s", name, path, strerror(-r));
+                goto out;
+        }
+        for (;;) {
+                ssize_t n = read(fd, buf + len, TLS_FILE_MAX + 1 - len);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = -errno;
+                        snprintf(err, errlen, "%s %s: %s", name, path, strerror(-r));
+                        goto out;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+                if (len > TLS_FILE_MAX) {
+                        snprintf(err, errlen, "%s %s: larger than %d bytes", name, path,
+                                 TLS_FILE_MAX);
+                        r = -EFBIG;
+                        goto out;
+                }
+        }
+        buf[len] = '\0';
+        out->data = buf;
+        out->size = (unsigned)len;
+        buf = NULL;
+out:
+        if (buf) {
+                explicit_bzero(buf, len);
+                free(buf);
         }
         close(fd);
-        return 0;
+        return r;
 }
 
-/* A certificate that peers must reject is as bad as none: the leaf must be
- * valid now. */
-static int tls_check_validity(char *err, size_t errlen)
+/* At most len bytes of src, printable ASCII only: the log is line based. */
+static void tls_printable(char *dst, size_t size, const char *src, size_t len)
+{
+        size_t i;
+
+        if (len >= size)
+                len = size - 1;
+        for (i = 0; i < len && src[i]; i++)
+                dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+        dst[i] = '\0';
+}
+
+/* The priority string: SMTP_TLS_PRIORITY when set, else the built-in one.
+ * A syntax error names the element GnuTLS stopped at. */
+static int tls_priority_load(const char *setting, gnutls_priority_t *out, char *err, size_t errlen)
+{
+        const char *string = setting[0] ? setting : tls_default_priority;
+        const char *name = setting[0] ? "SMTP_TLS_PRIORITY" : "built-in TLS priority string";
+        const char *pos = NULL;
+        char shown[HW_TLS_PRIORITY_MAX];
+        int r = gnutls_priority_init2(out, string, &pos, 0);
+
+        if (r >= 0)
+                return 0;
+        *out = NULL;
+        if (r == GNUTLS_E_INVALID_REQUEST && pos && pos >= string && pos <= string + strlen(string)) {
+                tls_printable(shown, sizeof(shown), pos, strcspn(pos, ":"));
+                snprintf(err, errlen, "%s: invalid GnuTLS priority string: \"%s\" at offset %zu",
+                         name, shown, (size_t)(pos - string));
+        } else {
+                /* E.g. "NORMAL:-VERS-ALL": it parses but leaves nothing to use. */
+                tls_printable(shown, sizeof(shown), string, strlen(string));
+                snprintf(err, errlen, "%s \"%s\": %s", name, shown, gnutls_strerror(r));
+        }
+        return -EINVAL;
+}
+
+/* The chain is parsed here before GnuTLS's own loader sees it: a damaged
+ * certificate is reported without that loader's error path (which leaks
+ * the certificate it failed on), and the leaf is checked for validity,
+ * since a certificate that peers must reject is as bad as none. The leaf
+ * is the first certificate in the file, as GnuTLS also assumes. */
+static int tls_check_chain(const char *path, const gnutls_datum_t *pem, char *err, size_t errlen)
 {
         gnutls_x509_crt_t *chain = NULL;
         unsigned n = 0;
         time_t now = time(NULL), from, until;
         char when[64];
         struct tm tm;
-        int r = gnutls_certificate_get_x509_crt(tls.cred, 0, &chain, &n);
+        int r = gnutls_x509_crt_list_import2(&chain, &n, pem, GNUTLS_X509_FMT_PEM, 0);
 
         if (r < 0 || n == 0) {
-                snprintf(err, errlen, "no certificate loaded: %s", gnutls_strerror(r));
-                return -EINVAL;
+                snprintf(err, errlen, "cannot use certificate %s: %s", path,
+                         r < 0 ? gnutls_strerror(r) : "no certificate in the file");
+                r = -EINVAL;
+                goto out;
         }
         from = gnutls_x509_crt_get_activation_time(chain[0]);
         until = gnutls_x509_crt_get_expiration_time(chain[0]);
         r = 0;
         if (until != (time_t)-1 && until < now) {
                 strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&until, &tm));
-                snprintf(err, errlen, "certificate expired on %s", when);
+                snprintf(err, errlen, "certificate expired on %s (%s)", when, path);
                 r = -EKEYEXPIRED;
         } else if (from != (time_t)-1 && from > now) {
                 strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&from, &tm));
-                snprintf(err, errlen, "certificate not valid before %s", when);
+                snprintf(err, errlen, "certificate not valid before %s (%s)", when, path);
                 r = -EKEYEXPIRED;
         }
+out:
         for (unsigned i = 0; i < n; i++)
                 gnutls_x509_crt_deinit(chain[i]);
         gnutls_free(chain);
         return r;
 }
 
+/* Everything is built in locals and handed to tls only when all of it
+ * worked; one exit frees what is left, on every path. */
 static int tls_check(const struct hw_config *cfg, char *err, size_t errlen)
 {
         const char *cert = cfg->tls_cert_path, *key = cfg->tls_key_path;
+        gnutls_certificate_credentials_t cred = NULL;
+        gnutls_priority_t priority = NULL;
+        gnutls_datum_t cert_pem = { NULL, 0 }, key_pem = { NULL, 0 };
         int r;
 
         tls_release();
@@ -141,48 +257,52 @@ static int tls_check(const struct hw_config *cfg, char *err, size_t errlen)
                 snprintf(err, errlen, "SMTP_TLS_CERT_PATH and SMTP_TLS_KEY_PATH must both be set");
                 return -EINVAL;
         }
-        r = tls_check_file("SMTP_TLS_CERT_PATH", cert, err, errlen);
-        if (r >= 0)
-                r = tls_check_file("SMTP_TLS_KEY_PATH", key, err, errlen);
+        /* First, as it needs no file: --check-config reports it even when
+         * the certificate is not in place yet. */
+        r = tls_priority_load(cfg->tls_priority, &priority, err, errlen);
         if (r < 0)
-                return r;
+                goto out;
+        r = tls_read_file("SMTP_TLS_CERT_PATH", cert, &cert_pem, err, errlen);
+        if (r < 0)
+                goto out;
+        r = tls_read_file("SMTP_TLS_KEY_PATH", key, &key_pem, err, errlen);
+        if (r < 0)
+                goto out;
+        r = tls_check_chain(cert, &cert_pem, err, errlen);
+        if (r < 0)
+                goto out;
 
-        r = gnutls_certificate_allocate_credentials(&tls.cred);
+        r = gnutls_certificate_allocate_credentials(&cred);
         if (r < 0) {
-                tls.cred = NULL;
+                cred = NULL;
                 snprintf(err, errlen, "cannot allocate credentials: %s", gnutls_strerror(r));
-                return -ENOMEM;
+                r = -ENOMEM;
+                goto out;
         }
         /* Every certificate in the file is sent, so a full chain works; the
          * key is checked against the leaf (GNUTLS_E_CERTIFICATE_KEY_MISMATCH). */
-        r = gnutls_certificate_set_x509_key_file2(tls.cred, cert, key, GNUTLS_X509_FMT_PEM, NULL, 0);
+        r = gnutls_certificate_set_x509_key_mem2(cred, &cert_pem, &key_pem, GNUTLS_X509_FMT_PEM,
+                                                 NULL, 0);
         if (r < 0) {
                 snprintf(err, errlen, "cannot use certificate %s with key %s: %s",
                          cert, key, gnutls_strerror(r));
-                tls_release();
-                return -EINVAL;
-        }
-        r = tls_check_validity(err, errlen);
-        if (r < 0) {
-                /* Name the file: "expired" alone does not say which one. */
-                size_t len = strlen(err);
-
-                snprintf(err + len, errlen - len, " (%s)", cert);
-                tls_release();
-                return r;
+                r = -EINVAL;
+                goto out;
         }
 
-        r = GNUTLS_E_INVALID_REQUEST;
-        for (size_t i = 0; i < sizeof(tls_priorities) / sizeof(tls_priorities[0]) && r < 0; i++)
-                r = gnutls_priority_init2(&tls.priority, tls_priorities[i].string, NULL,
-                                          tls_priorities[i].flags);
-        if (r < 0) {
-                tls.priority = NULL;
-                snprintf(err, errlen, "no usable TLS priority string: %s", gnutls_strerror(r));
-                tls_release();
-                return -EINVAL;
-        }
-        return 0;
+        tls.cred = cred;
+        cred = NULL;
+        tls.priority = priority;
+        priority = NULL;
+        r = 0;
+out:
+        if (cred)
+                gnutls_certificate_free_credentials(cred);
+        if (priority)
+                gnutls_priority_deinit(priority);
+        tls_datum_free(&key_pem);
+        tls_datum_free(&cert_pem);
+        return r;
 }
 
 /* The transport callbacks: plain read(2)/write(2), so fds that are not
@@ -332,9 +452,8 @@ static int tls_start(const struct hw_config *cfg, int in_fd, int out_fd, int tim
                 r = gnutls_credentials_set(tls.session, GNUTLS_CRD_CERTIFICATE, tls.cred);
         if (r < 0) {
                 snprintf(err, errlen, "cannot set up the session: %s", gnutls_strerror(r));
-                gnutls_deinit(tls.session);
-                tls.session = NULL;
-                return -EINVAL;
+                r = -EINVAL;
+                goto fail;
         }
         tls.in_fd = in_fd;
         tls.out_fd = out_fd;
@@ -354,18 +473,20 @@ static int tls_start(const struct hw_config *cfg, int in_fd, int out_fd, int tim
                 if (r != GNUTLS_E_TIMEDOUT && r != GNUTLS_E_PUSH_ERROR &&
                     r != GNUTLS_E_PREMATURE_TERMINATION)
                         gnutls_alert_send_appropriate(tls.session, r);
-                gnutls_deinit(tls.session);
-                tls.session = NULL;
                 switch (r) {
                 case GNUTLS_E_TIMEDOUT:
-                        return -ETIMEDOUT;
+                        r = -ETIMEDOUT;
+                        break;
                 case GNUTLS_E_PUSH_ERROR:
                 case GNUTLS_E_PULL_ERROR:
                 case GNUTLS_E_PREMATURE_TERMINATION:
-                        return -ECONNRESET;
+                        r = -ECONNRESET;
+                        break;
                 default:
-                        return -EPROTO;
+                        r = -EPROTO;
+                        break;
                 }
+                goto fail;
         }
 
         snprintf(desc, desc_size, "%s with %s",
@@ -375,6 +496,11 @@ static int tls_start(const struct hw_config *cfg, int in_fd, int out_fd, int tim
         t->write = tls_write;
         t->ctx = &tls;
         return 0;
+
+fail:
+        gnutls_deinit(tls.session);
+        tls.session = NULL;
+        return r;
 }
 
 static void tls_stop(void)
