@@ -1,0 +1,129 @@
+/* libFuzzer target: the DATA machine (data_feed), differentially. The same
+ * body is fed whole and in chunks of sizes taken from the input; both ways
+ * must give the same message bytes, consume the same input and end in the
+ * same machine state. abort() on any difference.
+ *
+ * Input: byte 0's low 3 bits say how many chunking bytes (0-7) follow it;
+ * the rest is the DATA stream as the client sends it. A chunking byte c
+ * gives a chunk of (c & 0x1f) + 1 bytes ('@' 1, 'A' 2, ... '_' 32), or of
+ * ((c & 0x7f) + 1) * 64 bytes when its top bit is set; they are used in
+ * turn. No chunking byte: one byte at a time.
+ *
+ * The contract (data.h): a call writes at most len bytes at out + *out_len
+ * and may stop short of its input, before DATA_DONE, when it has written
+ * len bytes; the caller calls again with the rest. Every buffer here is
+ * malloc'd to exactly what the contract promises (whole: a new one of len
+ * bytes per call; chunked: one that grows by len at each call), so ASan
+ * sees any byte more. A call on input that is not done makes progress: it consumes or
+ * produces, and no two calls in a row consume nothing. */
+#include <stdbool.h>
+#include <string.h>
+
+#include "data.h"
+#include "fuzz.h"
+
+struct fuzz_run {
+        struct data_machine m;
+        char *out;              /* message bytes produced, all calls */
+        size_t out_len;
+        size_t consumed;
+};
+
+/* One call on in[0..len) with its own copy of the input, so that a read
+ * past len is seen too. Fresh: out is a new buffer of exactly len bytes
+ * and *out_len starts at 0, and what it gets is appended to run->out.
+ * Otherwise run->out itself grows to exactly run->out_len + len and the
+ * call writes at its end, the other way data.h allows. */
+static size_t fuzz_call(struct fuzz_run *run, const uint8_t *in, size_t len, bool fresh)
+{
+        enum data_state state = run->m.state;
+        char *copy = malloc(len);
+        size_t before = fresh ? 0 : run->out_len, out_len = before, used, made;
+        char *out = fresh ? malloc(len) : realloc(run->out, run->out_len + len);
+
+        FUZZ_CHECK(copy && out);
+        memcpy(copy, in, len);
+        if (!fresh)
+                run->out = out;
+        used = data_feed(&run->m, copy, len, out, &out_len);
+        free(copy);
+        FUZZ_CHECK(used <= len && out_len >= before && out_len - before <= len);
+        made = out_len - before;
+        /* Stopping short needs a reason: the end of data or a full out. */
+        FUZZ_CHECK(used == len || run->m.state == DATA_DONE || made == len);
+        if (state != DATA_DONE)
+                FUZZ_CHECK(used > 0 || made > 0);
+        if (fresh) {
+                char *grown = realloc(run->out, run->out_len + made + 1);
+
+                FUZZ_CHECK(grown);
+                run->out = grown;
+                memcpy(run->out + run->out_len, out, made);
+                free(out);
+        }
+        run->out_len += made;
+        return used;
+}
+
+/* Feeds body[0..len) in chunks of sizes[k % nsizes] (the whole rest when
+ * nsizes is 0) until the machine is done or the input is used up. */
+static void fuzz_feed(struct fuzz_run *run, const uint8_t *body, size_t len,
+                      const size_t *sizes, size_t nsizes, bool fresh)
+{
+        unsigned idle = 0;
+
+        data_init(&run->m);
+        run->out = NULL;
+        run->out_len = 0;
+        run->consumed = 0;
+        for (size_t k = 0; run->consumed < len && run->m.state != DATA_DONE; k++) {
+                size_t left = len - run->consumed;
+                size_t n = nsizes && sizes[k % nsizes] < left ? sizes[k % nsizes] : left;
+                size_t used = fuzz_call(run, body + run->consumed, n, fresh);
+
+                /* At most one call in a row may only write a held-back byte. */
+                idle = used ? 0 : idle + 1;
+                FUZZ_CHECK(idle < 2);
+                run->consumed += used;
+        }
+        FUZZ_CHECK(run->m.size == run->out_len);
+        FUZZ_CHECK(run->out_len <= run->consumed);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        size_t sizes[7], nsizes, skip;
+        struct fuzz_run whole, chunked;
+        static const size_t one = 1;
+
+        if (size == 0)
+                return 0;
+        nsizes = data[0] & 7;
+        if (size < 1 + nsizes)
+                return 0;
+        for (size_t k = 0; k < nsizes; k++) {
+                uint8_t c = data[1 + k];
+
+                sizes[k] = c & 0x80 ? ((size_t)(c & 0x7f) + 1) * 64 : (size_t)(c & 0x1f) + 1;
+        }
+        skip = 1 + nsizes;
+
+        fuzz_feed(&whole, data + skip, size - skip, NULL, 0, true);
+        if (nsizes)
+                fuzz_feed(&chunked, data + skip, size - skip, sizes, nsizes, false);
+        else
+                fuzz_feed(&chunked, data + skip, size - skip, &one, 1, false);
+
+        FUZZ_CHECK(whole.consumed == chunked.consumed);
+        FUZZ_CHECK(whole.out_len == chunked.out_len);
+        FUZZ_CHECK(whole.out_len == 0 || memcmp(whole.out, chunked.out, whole.out_len) == 0);
+        FUZZ_CHECK(whole.m.state == chunked.m.state);
+        FUZZ_CHECK(whole.m.in_header == chunked.m.in_header);
+        FUZZ_CHECK(whole.m.header_lines == chunked.m.header_lines);
+        FUZZ_CHECK(whole.m.received == chunked.m.received);
+        FUZZ_CHECK(whole.m.size == chunked.m.size);
+        FUZZ_CHECK(whole.m.line_len == chunked.m.line_len);
+        free(whole.out);
+        free(chunked.out);
+        return 0;
+}
