@@ -40,6 +40,7 @@ import random
 import re
 import select
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -795,18 +796,24 @@ class Client:
         self.send_closed = True
 
     # -- waiting
-    def wait_line(self, timeout, pattern=rb"^[0-9]{3} "):
-        """The first line from mark on that matches, or None; mark moves past it."""
+    def wait_line(self, timeout, pattern=rb"^[0-9]{3} ", quiet=None):
+        """The first line from mark on that matches, or None; mark moves
+        past it. With quiet, gives up when the server said nothing more
+        for that long (the line may never come)."""
         end = min(time.monotonic() + timeout, self.deadline)
         rx = re.compile(pattern)
+        seen, last = len(self.lines), time.monotonic()
         while True:
             for i in range(self.mark, len(self.lines)):
                 if rx.match(self.lines[i]):
                     self.mark = i + 1
                     return self.lines[i]
-            if self.eof or time.monotonic() >= end:
+            now = time.monotonic()
+            if len(self.lines) != seen:
+                seen, last = len(self.lines), now
+            if self.eof or now >= end or (quiet and now - last >= quiet):
                 return None
-            self.pump(end - time.monotonic())
+            self.pump(min(end - now, quiet or end - now))
 
     def idle(self, seconds):
         end = min(time.monotonic() + seconds, self.deadline)
@@ -816,7 +823,7 @@ class Client:
     def start_tls(self, ctx, partial, rng):
         """After "220 2.0.0 Ready": a handshake over memory BIOs; partial
         sends only the start of the ClientHello."""
-        if self.wait_line(5, rb"^220 2\.0\.0") is None:
+        if self.wait_line(5, rb"^220 2\.0\.0", quiet=0.5) is None:
             return False
         self.bio_in, self.bio_out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.tls = ctx.wrap_bio(self.bio_in, self.bio_out, server_hostname="mx.test")
@@ -1124,6 +1131,8 @@ def main():
     p.add_argument("--slow-workers", type=int, default=4,
                    help="slow sessions run at once on top of the others (they mostly wait)")
     p.add_argument("--only", type=int, action="append", help="run only this session index")
+    p.add_argument("--category", action="append", choices=[c for c, _ in CATEGORIES],
+                   help="run only the sessions of this category (of the same numbering)")
     p.add_argument("--replay", nargs="*", metavar="FILE", help="run saved sessions (JSON) only")
     p.add_argument("--no-corpus", action="store_true", help="do not replay the regression corpus")
     p.add_argument("--grace", type=float, default=5.0,
@@ -1157,13 +1166,16 @@ def main():
                 with open(path, encoding="utf-8") as f:
                     jobs.append(("corpus/" + os.path.basename(path), from_json(f.read())))
         for i in args.only or range(args.sessions):
-            jobs.append((i, None))
+            if not args.category or pick_category(args.seed, i) in args.category:
+                jobs.append((i, None))
 
     workdir = tempfile.mkdtemp(prefix="hw-smtp-fuzz-")
     started = time.monotonic()
     stats = collections.defaultdict(collections.Counter)
     failures = []
     findings = collections.defaultdict(list)
+    interrupted = []
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     lock = threading.Lock()
     try:
         tls_files = make_certificate(workdir)
@@ -1202,7 +1214,9 @@ def main():
                     print("     replay: %s --replay %s" % (os.path.abspath(__file__), path), flush=True)
                 done = sum(x["sessions"] for x in stats.values())
                 if done % 1000 == 0:
-                    print("... %d sessions, %.0f s" % (done, time.monotonic() - started), flush=True)
+                    print("... %d sessions, %d failed, %.0f s" % (
+                        done, sum(x["FAILED"] for x in stats.values()), time.monotonic() - started),
+                        flush=True)
 
         fast = concurrent.futures.ThreadPoolExecutor(max(1, args.workers))
         slow = concurrent.futures.ThreadPoolExecutor(max(1, args.slow_workers))
@@ -1211,8 +1225,16 @@ def main():
             cat = script["category"] if script else pick_category(args.seed, label)
             pool = slow if cat == "slow" else fast
             futures.append(pool.submit(one, label, script))
-        for fu in futures:
-            fu.result()
+        try:
+            for fu in futures:
+                fu.result()
+        except KeyboardInterrupt:
+            # Stopped (SIGINT or SIGTERM): finish the running sessions and
+            # print the figures so far.
+            print("stopped: the figures are of the sessions done", flush=True)
+            interrupted.append(True)
+            fast.shutdown(cancel_futures=True)
+            slow.shutdown(cancel_futures=True)
         fast.shutdown()
         slow.shutdown()
     finally:
@@ -1237,8 +1259,7 @@ def main():
         print("failures by kind (count, kind, first session):")
         for sig, paths in sorted(findings.items(), key=lambda x: -len(x[1])):
             print("  %6d  %s\n          %s" % (len(paths), sig, paths[0]))
-        return 1
-    return 0
+    return 1 if failures or interrupted else 0
 
 
 if __name__ == "__main__":
