@@ -35,14 +35,14 @@
 #include "modules.h"
 
 /* The built-in order. GnuTLS ranks suites by key exchange first, then
- * cipher, then MAC, so the lists below give: TLS 1.3 (all AEAD with
- * ECDHE/DHE), then per key exchange ECDHE, DHE, RSA the AEAD ciphers
- * before CBC. With one certificate that is ECDHE+AEAD, ECDHE+CBC,
- * DHE+AEAD, DHE+CBC, RSA+AEAD, RSA+CBC. DHE is used only with clients
- * that offer the RFC 7919 groups (no DH parameters are set), which all
- * have ECDHE+AEAD too. SHA-256/384 CBC suites add no client that
- * CBC-SHA1 does not already serve. X25519 comes first because it is the
- * key share most clients send: another choice would cost a round trip. */
+ * cipher, then MAC, so with one certificate the lists below give: TLS 1.3
+ * (AEAD, ECDHE or DHE), then ECDHE+AEAD, ECDHE+CBC, DHE+AEAD, DHE+CBC,
+ * RSA+AEAD, RSA+CBC. As no DH parameters are set, DHE is chosen only for
+ * clients that offer the RFC 7919 groups, which all have ECDHE+AEAD too,
+ * and no client is sent a DH group it cannot use. CBC with SHA-256/384
+ * serves no client that CBC with SHA-1 does not. Server precedence also
+ * picks the TLS 1.3 group: X25519 comes first as the key share most
+ * clients send, since any other costs them a HelloRetryRequest. */
 static const char tls_default_priority[] =
         "NORMAL:%SERVER_PRECEDENCE"
         ":-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
