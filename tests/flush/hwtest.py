@@ -146,7 +146,9 @@ def flush_env(spool, url, **extra):
         "HW_ALLOW_ROOT": "1",
         "SPOOL_DIR": spool.root,
         "WEBHOOK_URL": url,
-        "WEBHOOK_TIMEOUT_MS": "5000",
+        # Generous: a loaded machine (or a sanitizer build) can take seconds
+        # over a 1 MiB POST. Tests of the timeout itself set their own.
+        "WEBHOOK_TIMEOUT_MS": "30000",
     }
     env.update(sanitizer_env())
     env.update({k: str(v) for k, v in extra.items()})
