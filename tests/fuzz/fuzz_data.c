@@ -12,11 +12,10 @@
  * The contract (data.h): a call writes at most len bytes at out + *out_len
  * and may stop short of its input, before DATA_DONE, when it has written
  * len bytes; the caller calls again with the rest. Every buffer here is
- * malloc'd to exactly what the contract promises (whole: a new one of len
- * bytes per call; chunked: one that grows by len at each call), so ASan
+ * malloc'd to exactly what the contract promises (*out_len + len bytes;
+ * *out_len is 0 for the whole feed, 0-3 for the chunked one), so ASan
  * sees any byte more. A call on input that is not done makes progress: it consumes or
  * produces, and no two calls in a row consume nothing. */
-#include <stdbool.h>
 #include <string.h>
 
 #include "data.h"
@@ -30,56 +29,51 @@ struct fuzz_run {
 };
 
 /* One call on in[0..len) with its own copy of the input, so that a read
- * past len is seen too. Fresh: out is a new buffer of exactly len bytes
- * and *out_len starts at 0, and what it gets is appended to run->out.
- * Otherwise run->out itself grows to exactly run->out_len + len and the
- * call writes at its end, the other way data.h allows. */
-static size_t fuzz_call(struct fuzz_run *run, const uint8_t *in, size_t len, bool fresh)
+ * past len is seen too. out is a new buffer of exactly off + len bytes
+ * with *out_len starting at off, as data.h allows; what the call writes
+ * is appended to run->out. */
+static size_t fuzz_call(struct fuzz_run *run, const uint8_t *in, size_t len, size_t off)
 {
         enum data_state state = run->m.state;
         char *copy = malloc(len);
-        size_t before = fresh ? 0 : run->out_len, out_len = before, used, made;
-        char *out = fresh ? malloc(len) : realloc(run->out, run->out_len + len);
+        char *out = malloc(off + len);
+        size_t out_len = off, used, made;
 
         FUZZ_CHECK(copy && out);
         memcpy(copy, in, len);
-        if (!fresh)
-                run->out = out;
         used = data_feed(&run->m, copy, len, out, &out_len);
         free(copy);
-        FUZZ_CHECK(used <= len && out_len >= before && out_len - before <= len);
-        made = out_len - before;
+        FUZZ_CHECK(used <= len && out_len >= off && out_len - off <= len);
+        made = out_len - off;
         /* Stopping short needs a reason: the end of data or a full out. */
         FUZZ_CHECK(used == len || run->m.state == DATA_DONE || made == len);
         if (state != DATA_DONE)
                 FUZZ_CHECK(used > 0 || made > 0);
-        if (fresh) {
-                char *grown = realloc(run->out, run->out_len + made + 1);
-
-                FUZZ_CHECK(grown);
-                run->out = grown;
-                memcpy(run->out + run->out_len, out, made);
-                free(out);
-        }
+        /* run->out holds the whole input: output never outgrows it. */
+        FUZZ_CHECK(run->out_len + made <= run->consumed + used);
+        memcpy(run->out + run->out_len, out + off, made);
         run->out_len += made;
+        free(out);
         return used;
 }
 
 /* Feeds body[0..len) in chunks of sizes[k % nsizes] (the whole rest when
- * nsizes is 0) until the machine is done or the input is used up. */
+ * nsizes is 0) until the machine is done or the input is used up. The
+ * chunked feed also starts *out_len past 0 (0-3 bytes). */
 static void fuzz_feed(struct fuzz_run *run, const uint8_t *body, size_t len,
-                      const size_t *sizes, size_t nsizes, bool fresh)
+                      const size_t *sizes, size_t nsizes)
 {
         unsigned idle = 0;
 
         data_init(&run->m);
-        run->out = NULL;
+        run->out = malloc(len + 1);
+        FUZZ_CHECK(run->out);
         run->out_len = 0;
         run->consumed = 0;
         for (size_t k = 0; run->consumed < len && run->m.state != DATA_DONE; k++) {
                 size_t left = len - run->consumed;
                 size_t n = nsizes && sizes[k % nsizes] < left ? sizes[k % nsizes] : left;
-                size_t used = fuzz_call(run, body + run->consumed, n, fresh);
+                size_t used = fuzz_call(run, body + run->consumed, n, nsizes ? k % 4 : 0);
 
                 /* At most one call in a row may only write a held-back byte. */
                 idle = used ? 0 : idle + 1;
@@ -108,11 +102,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         skip = 1 + nsizes;
 
-        fuzz_feed(&whole, data + skip, size - skip, NULL, 0, true);
+        fuzz_feed(&whole, data + skip, size - skip, NULL, 0);
         if (nsizes)
-                fuzz_feed(&chunked, data + skip, size - skip, sizes, nsizes, false);
+                fuzz_feed(&chunked, data + skip, size - skip, sizes, nsizes);
         else
-                fuzz_feed(&chunked, data + skip, size - skip, &one, 1, false);
+                fuzz_feed(&chunked, data + skip, size - skip, &one, 1);
 
         FUZZ_CHECK(whole.consumed == chunked.consumed);
         FUZZ_CHECK(whole.out_len == chunked.out_len);
