@@ -938,6 +938,11 @@ class Runner:
                     line = c.wait_line(act[1], opts.get("line", rb"^[0-9]{3} "))
                     if line is not None and "forbid" in opts and re.match(opts["forbid"], line):
                         problems.append("reply %r must not come here" % line)
+                    if "body" in opts and (line is None and not c.eof or
+                                           line is not None and line.startswith(b"421 4.4.2")):
+                        # The payload ended by RFC 5321's rule: the server
+                        # must answer it, not wait for more.
+                        problems.append("no answer to a complete DATA payload: %r" % line)
                     if line is not None and "body" in opts:
                         m = QUEUED_RE.match(line.rstrip(b"\n"))
                         if m:
@@ -961,7 +966,10 @@ class Runner:
                         ref = max([t0] + times)
                         limit = {"idle": ref + idle_s, "command": ref + command_s,
                                  "data": ref + idle_s, "session": greet + session_s}[which]
-                        return min(limit, greet + session_s) + self.args.drip_grace
+                        # With no reply at all (a PROXY line is awaited) the
+                        # server's start cannot be seen: allow for it.
+                        late = 0 if times else self.args.grace
+                        return min(limit, greet + session_s) + self.args.drip_grace + late
                     if data:
                         for i in range(0, len(data), step):
                             c.send(data[i:i + step])
