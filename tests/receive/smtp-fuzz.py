@@ -989,10 +989,7 @@ class Runner:
                                         % (which, c.eof_time - start, must))
                 else:
                     raise ValueError("unknown action %r" % kind)
-            if not c.eof:
-                facts["closed_early"] = False
-            else:
-                facts["closed_early"] = True
+            facts["closed_early"] = c.eof   # the server ended it before our script did
             c.shutdown()
             # The server has our EOF: it must answer what is left and close.
             c.deadline = min(c.deadline, time.monotonic() + idle_s + grace)
