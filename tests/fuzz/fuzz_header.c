@@ -1,11 +1,6 @@
 /* libFuzzer target: header_parse, rfc2047_decode, utf8_sanitize and the
- * header JSON on arbitrary bytes. Not built by `make`; from the source
- * tree:
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ilib \
- *       tests/fuzz/fuzz_header.c lib/header.c lib/rfc2047.c lib/utf8.c \
- *       lib/json.c $(pkg-config --cflags --libs jansson) -o fuzz_header
- *   mkdir -p corpus && ./fuzz_header -max_total_time=60 corpus
+ * header JSON on arbitrary bytes. Built and run by make fuzz, replayed
+ * over corpus/fuzz_header/ by make check (see README.md).
  *
  * Checked beyond "no crash": every string that must be UTF-8 is, and the
  * JSON text parses back with as many fields as the list has. */

@@ -113,29 +113,35 @@ static char *ref_form(const struct payload_fields *f, const struct sign_fields *
 }
 
 /* Reads the stream to its end with sizes[k % nsizes] per call (the
- * announced size when nsizes is 0) and compares it with expect. */
+ * announced size when nsizes is 0) and compares it with expect. Each size
+ * has its own buffer of exactly that many bytes, reused from call to call. */
 static void fuzz_read(struct payload *p, const size_t *sizes, size_t nsizes,
                       const char *expect, size_t expect_len)
 {
-        size_t got = 0;
+        size_t whole = (size_t)payload_size(p) + 1, got = 0;
+        char *bufs[7];
 
-        for (size_t k = 0;; k++) {
-                size_t want = nsizes ? sizes[k % nsizes] : (size_t)payload_size(p) + 1;
-                char *out = malloc(want);
-                ssize_t n;
-
-                FUZZ_CHECK(out);
-                n = payload_read(p, out, want);
-                FUZZ_CHECK(n >= 0 && (size_t)n <= want);
-                if (n == 0) {
-                        free(out);
-                        break;
-                }
-                FUZZ_CHECK(got + (size_t)n <= expect_len);
-                FUZZ_CHECK(memcmp(out, expect + got, (size_t)n) == 0);
-                got += (size_t)n;
-                free(out);
+        if (nsizes == 0) {
+                sizes = &whole;
+                nsizes = 1;
         }
+        for (size_t k = 0; k < nsizes; k++) {
+                bufs[k] = malloc(sizes[k]);
+                FUZZ_CHECK(bufs[k]);
+        }
+        for (size_t k = 0;; k++) {
+                size_t want = sizes[k % nsizes];
+                ssize_t n = payload_read(p, bufs[k % nsizes], want);
+
+                FUZZ_CHECK(n >= 0 && (size_t)n <= want);
+                if (n == 0)
+                        break;
+                FUZZ_CHECK(got + (size_t)n <= expect_len);
+                FUZZ_CHECK(memcmp(bufs[k % nsizes], expect + got, (size_t)n) == 0);
+                got += (size_t)n;
+        }
+        for (size_t k = 0; k < nsizes; k++)
+                free(bufs[k]);
         FUZZ_CHECK(got == expect_len);
         FUZZ_CHECK(payload_size(p) == got);
 }
