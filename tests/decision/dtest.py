@@ -61,7 +61,7 @@ def check(cond, what):
 
 def finish():
     check(True, "no sanitizer reports at the end")
-    for name in sorted(os.listdir(SANITIZER_DIR)):
+    for name in sorted(SANITIZER_SEEN):
         with open(os.path.join(SANITIZER_DIR, name), errors="replace") as f:
             print("--- %s\n%s" % (name, f.read()), end="")
     print("%d passed, %d failed" % (COUNT[0] - len(FAILURES), len(FAILURES)))

@@ -65,7 +65,7 @@ def check(cond, what):
 
 def finish():
     check(True, "no sanitizer reports at the end")
-    for name in sorted(os.listdir(SANITIZER_DIR)):
+    for name in sorted(SANITIZER_SEEN):
         with open(os.path.join(SANITIZER_DIR, name), errors="replace") as f:
             print("--- %s\n%s" % (name, f.read()), end="")
     if FAILURES:

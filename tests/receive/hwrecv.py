@@ -30,14 +30,18 @@ FAILURES = []
 
 # Sanitizer builds (ASan, LSan, UBSan): every hw-receive a test starts
 # writes its reports into this directory, whatever became of its stderr and
-# exit status. A report fails the check it turns up in and the test.
-SANITIZER_DIR = tempfile.mkdtemp(prefix="hw-receive-sanitizer-")
-atexit.register(shutil.rmtree, SANITIZER_DIR, True)
+# exit status. A report fails the check it turns up in and the test. The
+# directory is made on first use: some scripts import only helpers.
+SANITIZER_DIR = None
 SANITIZER_SEEN = set()
 
 
 def sanitizer_env(leaks=True):
     """The sanitizer options of a child: the caller's, then ours."""
+    global SANITIZER_DIR
+    if SANITIZER_DIR is None:
+        SANITIZER_DIR = tempfile.mkdtemp(prefix="hw-receive-sanitizer-")
+        atexit.register(shutil.rmtree, SANITIZER_DIR, True)
     log = "log_path=" + os.path.join(SANITIZER_DIR, "report")
     ours = {
         "ASAN_OPTIONS": [log] + ([] if leaks else ["detect_leaks=0"]),
@@ -49,6 +53,8 @@ def sanitizer_env(leaks=True):
 
 def sanitizer_new_reports():
     """Reports written since the last call."""
+    if SANITIZER_DIR is None:
+        return []
     new = sorted(set(os.listdir(SANITIZER_DIR)) - SANITIZER_SEEN)
     SANITIZER_SEEN.update(new)
     return new
@@ -67,7 +73,7 @@ def check(cond, what):
 
 def finish():
     check(True, "no sanitizer reports at the end")
-    for name in sorted(os.listdir(SANITIZER_DIR)):
+    for name in sorted(SANITIZER_SEEN):
         with open(os.path.join(SANITIZER_DIR, name), errors="replace") as f:
             print("--- %s\n%s" % (name, f.read()), end="")
     if FAILURES:
