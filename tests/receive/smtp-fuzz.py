@@ -921,6 +921,7 @@ class Runner:
         ours.setblocking(False)
         c = Client(ours, start + bound)
         rng = random.Random(script["name"] + "/run")
+        in_data = False
         try:
             for act in script["actions"]:
                 kind = act[0]
@@ -938,11 +939,14 @@ class Runner:
                     line = c.wait_line(act[1], opts.get("line", rb"^[0-9]{3} "))
                     if line is not None and "forbid" in opts and re.match(opts["forbid"], line):
                         problems.append("reply %r must not come here" % line)
-                    if "body" in opts and (line is None and not c.eof or
-                                           line is not None and line.startswith(b"421 4.4.2")):
-                        # The payload ended by RFC 5321's rule: the server
-                        # must answer it, not wait for more.
+                    if "body" in opts and in_data and (line is None and not c.eof or
+                                                       line is not None and line.startswith(b"421 4.4.2")):
+                        # The payload ended by RFC 5321's rule and the server
+                        # had said 354: it must answer, not wait for more.
                         problems.append("no answer to a complete DATA payload: %r" % line)
+                    # Whether the server is reading a message now (junk
+                    # may have put the dialogue out of step: then not).
+                    in_data = line is not None and line.startswith(b"354 ")
                     if line is not None and "body" in opts:
                         m = QUEUED_RE.match(line.rstrip(b"\n"))
                         if m:
