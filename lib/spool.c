@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,52 @@ int spool_free_space(const struct spool *s, uint64_t *free_bytes, uint64_t *free
         /* File systems that allocate inodes as they go (btrfs) report 0. */
         *free_inodes = st.f_files ? (uint64_t)st.f_favail : UINT64_MAX;
         return 0;
+}
+
+ssize_t spool_note_read(const struct spool *s, const char *name, char *buf, size_t size)
+{
+        size_t have = 0;
+        int fd = openat(s->root_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), r = 0;
+
+        if (fd < 0)
+                return -errno;
+        while (have + 1 < size) {
+                ssize_t n = read(fd, buf + have, size - 1 - have);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = -errno;
+                        break;
+                }
+                if (n == 0)
+                        break;
+                have += (size_t)n;
+        }
+        close(fd);
+        buf[have] = '\0';
+        return r < 0 ? r : (ssize_t)have;
+}
+
+int spool_note_write(const struct spool *s, const char *name, const char *text)
+{
+        char tmp[NAME_MAX + 1];
+        int fd, r;
+
+        /* The process id keeps concurrent writers off each other's file. */
+        if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.%ld", name, (long)getpid()) >= sizeof(tmp))
+                return -ENAMETOOLONG;
+        fd = openat(s->root_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        r = spool_write_all(s->io, fd, text, strlen(text));
+        if (close(fd) < 0 && r >= 0)
+                r = -errno;
+        if (r >= 0 && renameat(s->root_fd, tmp, s->root_fd, name) < 0)
+                r = -errno;
+        if (r < 0)
+                unlinkat(s->root_fd, tmp, 0);
+        return r;
 }
 
 int spool_new_id(char id[HW_QID_LEN + 1])

@@ -10,6 +10,10 @@
  *                                   made before this one
  *   deferred/ID.N.DUE            S4 N attempts failed; due again at DUE (Unix ms)
  *   dead/ID  and  dead/ID.reason S5 given up: the item and why
+ *   flush.lock                   held by the running hw-flush
+ *   tls-verdict                  a note: the last check of the STARTTLS
+ *                                   certificate, for the files as they
+ *                                   were (losing it costs one check)
  *
  * Legal moves, each one rename(2) followed by an fsync of the target
  * directory:
@@ -123,6 +127,13 @@ void spool_close(struct spool *s);
 /* Free bytes and inodes for an unprivileged writer in the spool's file
  * system; UINT64_MAX inodes where the file system does not count them. */
 int spool_free_space(const struct spool *s, uint64_t *free_bytes, uint64_t *free_inodes);
+
+/* Notes: small files in SPOOL_DIR that only save work, so they are
+ * replaced atomically but never fsynced. name is a plain file name.
+ * spool_note_read returns the bytes read (NUL-terminated, at most size-1)
+ * or -errno; spool_note_write returns 0 or -errno. */
+ssize_t spool_note_read(const struct spool *s, const char *name, char *buf, size_t size);
+int spool_note_write(const struct spool *s, const char *name, const char *text);
 
 /* A new queue id (see above). */
 int spool_new_id(char id[HW_QID_LEN + 1]);

@@ -3,9 +3,12 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -24,9 +27,15 @@ struct module {
 static struct module tls_module = { HW_TLS_MODULE_FILE, HW_TLS_MODULE_SYMBOL, NULL, NULL };
 static struct module decision_module = { HW_DECISION_MODULE_FILE, HW_DECISION_MODULE_SYMBOL, NULL, NULL };
 
-/* The TLS verdict is taken once per process: on the first EHLO. */
+/* The TLS verdict is taken once per process, on the first EHLO, and
+ * remembered in the spool's tls-verdict note for the certificate and key
+ * files as they are: most sessions never send STARTTLS, and only those
+ * should pay for loading GnuTLS. A renewed file has a new inode or change
+ * time, so the next session checks it again. */
 enum tls_status { TLS_UNCHECKED, TLS_READY, TLS_BROKEN };
 static enum tls_status tls_status;
+#define TLS_VERDICT_NOTE "tls-verdict"
+#define TLS_VERDICT_MAX 1024
 
 static int module_load(struct module *m, char *err, size_t errlen)
 {
@@ -58,31 +67,116 @@ static int module_load(struct module *m, char *err, size_t errlen)
         return 0;
 }
 
-static bool modules_tls_available(struct smtp_session *s)
+/* FNV-1a, to fold the paths and the priority string into the note's key. */
+static uint64_t tls_fnv1a(uint64_t h, const char *s)
 {
-        char err[512];
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * UINT64_C(0x100000001b3);
+        return (h ^ 0xff) * UINT64_C(0x100000001b3);
+}
+
+static int tls_file_id(const char *path, char *buf, size_t size)
+{
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                return -errno;
+        snprintf(buf, size, "%ju:%ju:%jd:%jd.%09ld:%jd.%09ld", (uintmax_t)st.st_dev,
+                 (uintmax_t)st.st_ino, (intmax_t)st.st_size, (intmax_t)st.st_mtim.tv_sec,
+                 st.st_mtim.tv_nsec, (intmax_t)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+        return 0;
+}
+
+/* The note's first line: what the verdict was taken for. */
+static int tls_verdict_key(const struct hw_config *cfg, char *key, size_t size)
+{
+        char cert[128], keyfile[128];
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+        int r = tls_file_id(cfg->tls_cert_path, cert, sizeof(cert));
+
+        if (r >= 0)
+                r = tls_file_id(cfg->tls_key_path, keyfile, sizeof(keyfile));
+        if (r < 0)
+                return r;
+        h = tls_fnv1a(tls_fnv1a(tls_fnv1a(h, cfg->tls_cert_path), cfg->tls_key_path), cfg->tls_priority);
+        snprintf(key, size, "%s %s %016" PRIx64, cert, keyfile, h);
+        return 0;
+}
+
+/* 0 when the note holds a verdict for key: ok, or the reason in err. */
+static int tls_verdict_recall(const struct spool *spool, const char *key, bool *ok,
+                              char *err, size_t errlen)
+{
+        char note[TLS_VERDICT_MAX], *verdict;
+        size_t key_len = strlen(key);
+
+        if (spool_note_read(spool, TLS_VERDICT_NOTE, note, sizeof(note)) < 0 ||
+            strncmp(note, key, key_len) != 0 || note[key_len] != '\n')
+                return -ENOENT;
+        verdict = note + key_len + 1;
+        verdict[strcspn(verdict, "\n")] = '\0';
+        *ok = strcmp(verdict, "ok") == 0;
+        if (!*ok && strncmp(verdict, "bad ", 4) != 0)
+                return -ENOENT;
+        if (!*ok)
+                snprintf(err, errlen, "%s", verdict + 4);
+        return 0;
+}
+
+static void tls_verdict_remember(const struct spool *spool, const char *key, bool ok, const char *err)
+{
+        char note[TLS_VERDICT_MAX];
         int r;
 
-        if (tls_status == TLS_UNCHECKED) {
+        snprintf(note, sizeof(note), "%s\n%s%s\n", key, ok ? "ok" : "bad ", ok ? "" : err);
+        /* Only a saving: without it the next session checks again. */
+        r = spool_note_write(spool, TLS_VERDICT_NOTE, note);
+        if (r < 0)
+                log_msg(LOG_WARNING, "cannot write the spool's %s note: %s", TLS_VERDICT_NOTE, strerror(-r));
+}
+
+static bool modules_tls_available(struct smtp_session *s)
+{
+        char err[512], key[512];
+        bool ok, keyed;
+        int r;
+
+        if (tls_status != TLS_UNCHECKED)
+                return tls_status == TLS_READY;
+        keyed = tls_verdict_key(s->cfg, key, sizeof(key)) >= 0;
+        if (keyed && tls_verdict_recall(s->spool, key, &ok, err, sizeof(err)) >= 0) {
+                r = ok ? 0 : -EINVAL;
+        } else {
                 r = module_load(&tls_module, err, sizeof(err));
                 if (r >= 0)
                         r = ((const struct hw_tls_module *)tls_module.api)->check(s->cfg, err, sizeof(err));
-                tls_status = r < 0 ? TLS_BROKEN : TLS_READY;
-                /* Loud, but mail keeps flowing without STARTTLS. */
-                if (r < 0)
-                        log_msg(LOG_ERR, "STARTTLS disabled: %s", err);
+                /* A module that cannot load says nothing about the files. */
+                if (keyed && tls_module.api)
+                        tls_verdict_remember(s->spool, key, r >= 0, err);
         }
+        tls_status = r < 0 ? TLS_BROKEN : TLS_READY;
+        /* Loud, but mail keeps flowing without STARTTLS. */
+        if (r < 0)
+                log_msg(LOG_ERR, "STARTTLS disabled: %s", err);
         return tls_status == TLS_READY;
 }
 
 static int modules_tls_start(struct smtp_session *s)
 {
-        const struct hw_tls_module *tls = tls_module.api;
+        const struct hw_tls_module *tls;
         struct io_transport t;
         char err[512];
         size_t dropped;
-        int r = tls->start(s->cfg, 0, 1, s->io.timeout_ms, &t, s->env.tls, sizeof(s->env.tls),
-                           err, sizeof(err));
+        /* Loaded here when the verdict came from the note. */
+        int r = module_load(&tls_module, err, sizeof(err));
+
+        if (r < 0) {
+                log_msg(LOG_ERR, "STARTTLS failed: %s", err);
+                return r;
+        }
+        tls = tls_module.api;
+        r = tls->start(s->cfg, 0, 1, s->io.timeout_ms, &t, s->env.tls, sizeof(s->env.tls),
+                       err, sizeof(err));
 
         if (r < 0) {
                 log_msg(LOG_WARNING, "TLS handshake with %s failed: %s", s->env.remote_ip, err);
