@@ -54,6 +54,24 @@ static bool smtp_atext(unsigned char c)
         return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~.", c);
 }
 
+/* "[...]" with RFC 5321's dcontent inside: printable ASCII but the
+ * brackets and the backslash. What it names is not looked at: mail is
+ * never routed by it. */
+static bool smtp_address_literal_valid(const char *literal)
+{
+        size_t len = strlen(literal);
+
+        if (len < 3 || literal[0] != '[' || literal[len - 1] != ']')
+                return false;
+        for (size_t i = 1; i + 1 < len; i++) {
+                unsigned char c = (unsigned char)literal[i];
+
+                if (c < 33 || c > 126 || c == '[' || c == '\\' || c == ']')
+                        return false;
+        }
+        return true;
+}
+
 bool smtp_address_valid(const char *addr, bool allow_utf8)
 {
         const char *at = strrchr(addr, '@');
@@ -83,7 +101,7 @@ bool smtp_address_valid(const char *addr, bool allow_utf8)
         }
         p = at + 1;
         if (*p == '[')
-                return p[strlen(p) - 1] == ']' && strlen(p) > 2;
+                return smtp_address_literal_valid(p);
         for (; *p; p++) {
                 unsigned char c = (unsigned char)*p;
 
@@ -95,7 +113,8 @@ bool smtp_address_valid(const char *addr, bool allow_utf8)
                         return false;
                 }
         }
-        return true;
+        /* A domain does not end with a dot (RFC 5321 4.1.2). */
+        return p[-1] != '.';
 }
 
 /* MAIL FROM parameters (RFC 1870, 6152, 6531). */
@@ -190,20 +209,61 @@ int smtp_parse_path(const char *args, bool is_sender, struct smtp_path *out)
         return smtp_address_valid(out->addr, true) ? 0 : -EINVAL;
 }
 
+/* Copies the next field of a PROXY line, ended by one space (or, for the
+ * last field, the line's end), and steps past it. */
+static int smtp_proxy_field(const char **line, char *out, size_t size, bool last)
+{
+        size_t n = strcspn(*line, " ");
+
+        if (n == 0 || n >= size || (last ? (*line)[n] != '\0' : (*line)[n] != ' '))
+                return -EINVAL;
+        memcpy(out, *line, n);
+        out[n] = '\0';
+        *line += last ? n : n + 1;
+        return 0;
+}
+
+/* A port: decimal, no sign, no leading zero, at most 65535. */
+static int smtp_proxy_port(const char *text, unsigned *port)
+{
+        unsigned long v = 0;
+
+        if (!*text || strlen(text) > 5 || (text[0] == '0' && text[1]))
+                return -EINVAL;
+        for (const char *p = text; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                v = v * 10 + (unsigned long)(*p - '0');
+        }
+        if (v > 65535)
+                return -EINVAL;
+        *port = (unsigned)v;
+        return 0;
+}
+
 int smtp_parse_proxy_v1(const char *line, char ip[HW_IP_MAX], unsigned *port)
 {
-        char proto[8], src[HW_IP_MAX], dst[HW_IP_MAX];
-        unsigned sport, dport;
+        char proto[8], src[HW_IP_MAX], dst[HW_IP_MAX], sport[8], dport[8];
         unsigned char addr[16];
+        unsigned ignored;
         int family;
 
-        if (strncmp(line, "PROXY UNKNOWN", 13) == 0) {
+        /* The header is at most 107 bytes with its CR LF; fields are
+         * separated by exactly one space. */
+        if (strlen(line) > 105 || strncmp(line, "PROXY ", 6) != 0)
+                return -EINVAL;
+        line += 6;
+        /* UNKNOWN: the proxy could not tell; the rest of the line is ignored. */
+        if (strncmp(line, "UNKNOWN", 7) == 0 && (line[7] == '\0' || line[7] == ' ')) {
                 ip[0] = '\0';
                 *port = 0;
                 return 0;
         }
-        if (strlen(line) > 107 ||
-            sscanf(line, "PROXY %7s %63s %63s %u %u", proto, src, dst, &sport, &dport) != 5)
+        if (smtp_proxy_field(&line, proto, sizeof(proto), false) < 0 ||
+            smtp_proxy_field(&line, src, sizeof(src), false) < 0 ||
+            smtp_proxy_field(&line, dst, sizeof(dst), false) < 0 ||
+            smtp_proxy_field(&line, sport, sizeof(sport), false) < 0 ||
+            smtp_proxy_field(&line, dport, sizeof(dport), true) < 0)
                 return -EINVAL;
         if (strcmp(proto, "TCP4") == 0)
                 family = AF_INET;
@@ -212,10 +272,9 @@ int smtp_parse_proxy_v1(const char *line, char ip[HW_IP_MAX], unsigned *port)
         else
                 return -EINVAL;
         if (inet_pton(family, src, addr) != 1 || inet_pton(family, dst, addr) != 1 ||
-            sport > 65535 || dport > 65535)
+            smtp_proxy_port(sport, port) < 0 || smtp_proxy_port(dport, &ignored) < 0)
                 return -EINVAL;
         strcpy(ip, src);
-        *port = sport;
         return 0;
 }
 

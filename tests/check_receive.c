@@ -167,6 +167,14 @@ START_TEST(test_path_parse)
         ck_assert_int_eq(smtp_parse_path("<\"a b\"@c.d>", false, &p), 0);
         ck_assert_int_eq(smtp_parse_path("<a@[192.0.2.1]>", false, &p), 0);
         ck_assert_int_eq(smtp_parse_path("<a@b..c>", false, &p), -EINVAL);
+        /* Found by fuzzing: an address literal holds dcontent only, and a
+         * domain does not end with a dot. */
+        ck_assert_int_eq(smtp_parse_path("<a@[IPv6:2001:db8::1]>", false, &p), 0);
+        ck_assert_int_eq(smtp_parse_path("<bob@[19 7]>", false, &p), -EINVAL);
+        ck_assert(!smtp_address_valid("bob@[\x01\xff]", true));
+        ck_assert(!smtp_address_valid("bob@[x]y]", true));
+        ck_assert(!smtp_address_valid("bob@[]", true));
+        ck_assert_int_eq(smtp_parse_path("<bob@example.com.>", false, &p), -EINVAL);
 
         char long_addr[400];
         memset(long_addr, 'a', sizeof(long_addr));
@@ -199,6 +207,19 @@ START_TEST(test_proxy_v1)
         ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP4 999.0.2.7 198.51.100.1 1 25", ip, &port), -EINVAL);
         ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP4 192.0.2.7 198.51.100.1 70000 25", ip, &port), -EINVAL);
         ck_assert_int_eq(smtp_parse_proxy_v1("EHLO x", ip, &port), -EINVAL);
+        /* Found by fuzzing: one space between fields, plain decimal ports,
+         * nothing after the last one. */
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXYTCP4 192.0.2.1 198.51.1.2 51234 25", ip, &port), -EINVAL);
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP4  192.0.2.1 198.51.1.2 51234 25", ip, &port), -EINVAL);
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP4\t192.0.2.1 198.51.1.2 51234 25", ip, &port), -EINVAL);
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP4 192.0.2.1 198.51.1.2 +5 25", ip, &port), -EINVAL);
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP4 192.0.2.1 198.51.1.2 0025 25", ip, &port), -EINVAL);
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP4 192.0.2.1 198.51.1.2 5 25 x", ip, &port), -EINVAL);
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP4 192.0.2.1 198.51.1.2 5 25 ", ip, &port), -EINVAL);
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY UNKNOWNX", ip, &port), -EINVAL);
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY UNKNOWN ffff::1 ffff::2 1 2", ip, &port), 0);
+        ck_assert_int_eq(smtp_parse_proxy_v1("PROXY TCP4 192.0.2.1 198.51.1.2 0 65535", ip, &port), 0);
+        ck_assert_uint_eq(port, 0);
 }
 END_TEST
 

@@ -27,9 +27,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(r == 0 || r == -EINVAL);
         if (r == 0) {
                 FUZZ_CHECK(memchr(ip, '\0', HW_IP_MAX) != NULL);
-                /* sscanf's space matches any run of white space, none
-                 * included: "PROXYTCP4" and tabs pass, so only the word. */
-                FUZZ_CHECK(strncmp(line, "PROXY", 5) == 0);
+                /* Fields are separated by single spaces: no tab, no
+                 * run of spaces, no space at the end. */
+                FUZZ_CHECK(strncmp(line, "PROXY ", 6) == 0);
+                if (ip[0] != '\0')
+                        FUZZ_CHECK(!strchr(line, '\t') && !strstr(line, "  ") &&
+                                   line[strlen(line) - 1] != ' ');
                 if (ip[0] == '\0')
                         FUZZ_CHECK(port == 0 && strncmp(line, "PROXY UNKNOWN", 13) == 0);
                 else
