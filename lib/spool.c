@@ -410,6 +410,9 @@ static int envelope_parse_line(struct envelope *env, char *line)
                         return -EBADMSG;
                 strcpy(env->sender, value);
         } else if (strcmp(line, "rcpt") == 0) {
+                /* No session takes more; a longer list is not ours. */
+                if (env->rcpt_count >= HW_RCPT_LIMIT)
+                        return -EBADMSG;
                 if (env->rcpt_count == env->rcpt_capacity) {
                         size_t cap = env->rcpt_capacity ? env->rcpt_capacity * 2 : 8;
                         void *p = reallocarray(env->rcpt, cap, sizeof(*env->rcpt));

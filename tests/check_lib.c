@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -293,6 +294,40 @@ START_TEST(test_spool_commit_and_read)
 }
 END_TEST
 
+/* An envelope longer than any session writes is refused, not grown into
+ * megabytes (found by fuzzing envelope_read). */
+static int read_envelope_with_rcpts(unsigned n)
+{
+        struct envelope back;
+        off_t offset;
+        int fd = memfd_create("envelope", 0), r;
+        FILE *f;
+
+        ck_assert_int_ge(fd, 0);
+        f = fdopen(dup(fd), "w");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "hw-spool 1\nid 1763729000123456-8f3a0c1b2e4d5a6f\nreceived 1763729000123\n");
+        for (unsigned i = 0; i < n; i++)
+                fprintf(f, "rcpt u%u@example.com\n", i);
+        fprintf(f, "\nSubject: x\r\n\r\n");
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+        ck_assert_int_eq(envelope_init(&back, 0), 0);
+        r = envelope_read(fd, &back, &offset);
+        if (r == 0)
+                ck_assert_uint_eq(back.rcpt_count, n);
+        envelope_free(&back);
+        close(fd);
+        return r;
+}
+
+START_TEST(test_envelope_recipient_limit)
+{
+        ck_assert_int_eq(read_envelope_with_rcpts(HW_RCPT_LIMIT), 0);
+        ck_assert_int_eq(read_envelope_with_rcpts(HW_RCPT_LIMIT + 1), -EBADMSG);
+}
+END_TEST
+
 /* Fault injection: the failing call and the errno it reports. */
 static enum { FAIL_NONE, FAIL_WRITE, FAIL_FSYNC, FAIL_RENAME } fail_at;
 static int fail_errno;
@@ -529,6 +564,7 @@ static Suite *lib_suite(void)
         tcase_add_test(tc, test_config_credentials);
         tcase_add_test(tc, test_queue_ids);
         tcase_add_test(tc, test_spool_commit_and_read);
+        tcase_add_test(tc, test_envelope_recipient_limit);
         tcase_add_test(tc, test_spool_commit_fsyncs);
         tcase_add_test(tc, test_session_disk_faults);
         tcase_add_test(tc, test_spool_evict_strays);
