@@ -921,20 +921,26 @@ class Runner:
         ours.setblocking(False)
         c = Client(ours, start + bound)
         rng = random.Random(script["name"] + "/run")
-        in_data = False
+        in_data = sending = False
         try:
             for act in script["actions"]:
                 kind = act[0]
                 if c.eof or c.send_closed and kind not in ("wait",):
                     break
                 if kind == "send":
-                    c.mark = len(c.lines)
+                    # Replies are awaited from the first write after a wait
+                    # on: a payload sent in pieces may be answered before
+                    # its last piece goes out.
+                    if not sending:
+                        c.mark = len(c.lines)
+                    sending = True
                     c.send(act[1])
                 elif kind == "raw":
                     c.send_raw(act[1])
                 elif kind == "sleep":
                     c.idle(act[1])
                 elif kind == "wait":
+                    sending = False
                     opts = act[2] if len(act) > 2 else {}
                     line = c.wait_line(act[1], opts.get("line", rb"^[0-9]{3} "))
                     if line is not None and "forbid" in opts and re.match(opts["forbid"], line):
