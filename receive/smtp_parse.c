@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "utf8.h"
+
 static const struct {
         enum smtp_cmd cmd;
         const char *verb;
@@ -79,6 +81,9 @@ bool smtp_address_valid(const char *addr, bool allow_utf8)
         size_t dots = 0;
 
         if (!at || at == addr || !at[1])
+                return false;
+        /* SMTPUTF8 allows UTF-8 (RFC 6531 3.3), not any 8-bit bytes. */
+        if (allow_utf8 && !utf8_valid(addr, strlen(addr)))
                 return false;
         if (*p == '"') {
                 /* Quoted local part: printable ASCII, backslash pairs. */

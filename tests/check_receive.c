@@ -189,6 +189,9 @@ START_TEST(test_address_utf8)
         ck_assert(smtp_address_valid("j\xc3\xb6rg@example.de", true));
         ck_assert(!smtp_address_valid("j\xc3\xb6rg@example.de", false));
         ck_assert(smtp_address_valid("user@xn--bcher-kva.example", false));
+        /* 8-bit bytes that are not UTF-8 are not an SMTPUTF8 address. */
+        ck_assert(!smtp_address_valid("\xe4\xbe\x8b\x90@example.com", true));
+        ck_assert(!smtp_address_valid("j\xf6rg@example.de", true));
 }
 END_TEST
 
