@@ -111,7 +111,9 @@ int status_print(const struct hw_config *cfg, FILE *out)
                 status_duration(c.next_due_ms - now, buf, sizeof(buf));
                 fprintf(out, "next retry  %s\n", c.next_due_ms <= now ? "due now" : buf);
         }
-        qsort(c.dead, c.dead_len, sizeof(*c.dead), status_id_cmp);
+        /* qsort(NULL, 0, ...) is undefined: an empty spool has no list. */
+        if (c.dead_len > 1)
+                qsort(c.dead, c.dead_len, sizeof(*c.dead), status_id_cmp);
         for (size_t i = 0; i < c.dead_len; i++) {
                 char reason[2048];
                 char *line, *save = NULL;
