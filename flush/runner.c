@@ -55,6 +55,7 @@ struct runner {
         size_t batch_len, batch_cap;
         int64_t scan_now_ms;
         size_t claims;                    /* items taken off the scan list */
+        int claim_error;                  /* the last claim's failure, -errno */
 };
 
 static int64_t runner_now_ms(void)
@@ -288,6 +289,7 @@ static void runner_start(struct runner *r, struct runner_job *job, const struct 
         if (err < 0) {
                 log_msg(LOG_ERR, "%s: cannot claim %s: %s", e->id, e->name, strerror(-err));
                 r->stats->failed++;
+                r->claim_error = err;
                 return;
         }
         job->busy = true;
@@ -416,20 +418,77 @@ static int runner_loop(struct runner *r)
                 if (e < 0)
                         return e;
                 /* Items that cannot even be renamed would be found again
-                 * and again: stop rather than spin. */
+                 * and again: stop rather than spin, and say why. */
                 if (r->claims == 0)
-                        return -EIO;
+                        return r->claim_error < 0 ? r->claim_error : -EIO;
                 r->batch_len = 0;
         }
 }
 
-static void runner_report_stray(const char *name, int error)
+/* Strays that cannot be moved (a directory root made there, say) stay in
+ * pending/; each is reported once, not at every run: the spool's "strays"
+ * note keeps the names already reported and still there. */
+#define RUNNER_STRAYS_NOTE "strays"
+#define RUNNER_STRAYS_MAX 4096
+struct runner_strays {
+        char reported[RUNNER_STRAYS_MAX];   /* "\nname\nname\n" from the note */
+        char stuck[RUNNER_STRAYS_MAX];      /* the same form, for this run */
+        size_t stuck_len;
+};
+
+static bool runner_stray_listed(const char *list, const char *name)
 {
-        if (error)
-                log_msg(LOG_ERR, "pending/%s is not a spool item and cannot be moved to dead/: %s",
-                        name, strerror(-error));
-        else
+        const char *p = list;
+        size_t n = strlen(name);
+
+        while ((p = strstr(p, name)) != NULL) {
+                if (p > list && p[-1] == '\n' && p[n] == '\n')
+                        return true;
+                p++;
+        }
+        return false;
+}
+
+static void runner_report_stray(void *userdata, const char *name, int error)
+{
+        struct runner_strays *st = userdata;
+        size_t n = strlen(name);
+
+        if (!error) {
                 log_msg(LOG_WARNING, "pending/%s is not a spool item: moved to dead/%s", name, name);
+                return;
+        }
+        if (!runner_stray_listed(st->reported, name))
+                log_msg(LOG_ERR, "pending/%s is not a spool item and cannot be moved to dead/: %s "
+                        "(remove it; reported once)", name, strerror(-error));
+        /* A name that does not fit is reported again next time: no harm. */
+        if (st->stuck_len + n + 1 < sizeof(st->stuck)) {
+                memcpy(st->stuck + st->stuck_len, name, n);
+                st->stuck_len += n;
+                st->stuck[st->stuck_len++] = '\n';
+                st->stuck[st->stuck_len] = '\0';
+        }
+}
+
+static void runner_evict_strays(struct runner *r)
+{
+        struct runner_strays st = { .stuck = "\n", .stuck_len = 1 };
+        int e;
+
+        st.reported[0] = '\n';
+        if (spool_note_read(&r->spool, RUNNER_STRAYS_NOTE, st.reported + 1, sizeof(st.reported) - 1) < 0)
+                st.reported[1] = '\0';
+        e = spool_evict_strays(&r->spool, runner_report_stray, &st);
+        if (e < 0) {
+                log_msg(LOG_WARNING, "cannot check pending/ for stray files: %s", strerror(-e));
+                return;
+        }
+        if (strcmp(st.reported, st.stuck) != 0) {
+                e = spool_note_write(&r->spool, RUNNER_STRAYS_NOTE, st.stuck + 1);
+                if (e < 0)
+                        log_msg(LOG_WARNING, "cannot write the spool's %s note: %s",
+                                RUNNER_STRAYS_NOTE, strerror(-e));
+        }
 }
 
 int runner_run(const struct hw_config *cfg, const struct runner_options *opt,
@@ -465,9 +524,7 @@ int runner_run(const struct hw_config *cfg, const struct runner_options *opt,
         else if (e > 0)
                 log_msg(LOG_NOTICE, "removed %d stale item(s) from tmp/", e);
 
-        e = spool_evict_strays(&r.spool, runner_report_stray);
-        if (e < 0)
-                log_msg(LOG_WARNING, "cannot check pending/ for stray files: %s", strerror(-e));
+        runner_evict_strays(&r);
 
         e = deliver_target_init(&r.main_target, cfg->webhook_url);
         if (e < 0) {

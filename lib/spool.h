@@ -14,6 +14,9 @@
  *   tls-verdict                  a note: the last check of the STARTTLS
  *                                   certificate, for the files as they
  *                                   were (losing it costs one check)
+ *   strays                       a note: the names in pending/ that are not
+ *                                   items and could not be moved, already
+ *                                   reported (losing it repeats a report)
  *
  * Legal moves, each one rename(2) followed by an fsync of the target
  * directory:
@@ -29,7 +32,7 @@
  *   S5 -> S2   spool_requeue
  *
  * Deferred items live apart from pending/ so that the level-triggered
- * DirectoryNotEmpty= of hw-flush.path never stays true because of mail
+ * PathExistsGlob= of hw-flush.path never stays true because of mail
  * that is waiting for its retry time. State lives in the names, so the
  * item file is written once and a scan is a readdir, not a read per item.
  *
@@ -194,7 +197,8 @@ int spool_requeue(struct spool *s, const char *id);
 int spool_clean_tmp(struct spool *s, int64_t now_ms);
 /* Moves names in pending/ that are not items to dead/; report() is told of
  * each (error 0, or -errno when it could not be moved). Returns how many. */
-int spool_evict_strays(struct spool *s, void (*report)(const char *name, int error));
+int spool_evict_strays(struct spool *s, void (*report)(void *userdata, const char *name, int error),
+                       void *userdata);
 /* Reads dead/ID.reason into buf (NUL-terminated, truncated to len). */
 int spool_dead_reason(struct spool *s, const char *id, char *buf, size_t len);
 /* Takes the run lock (flock on SPOOL_DIR/flush.lock); returns its fd, to be

@@ -422,10 +422,11 @@ int spool_lock(struct spool *s, bool wait)
 }
 
 /* Anything in pending/ that is not an item (an editor's backup, a file an
- * operator dropped there) would keep hw-flush.path's DirectoryNotEmpty=
- * true for ever, restarting hw-flush in a loop: it goes to dead/ under its
- * own name, never replacing a file there, and is logged by the caller. */
-int spool_evict_strays(struct spool *s, void (*report)(const char *name, int error))
+ * operator dropped there) does not wake hw-flush.path, whose glob matches
+ * item names only, but it is not mail either: it goes to dead/ under its
+ * own name, never replacing a file there, and is reported to the caller. */
+int spool_evict_strays(struct spool *s, void (*report)(void *userdata, const char *name, int error),
+                       void *userdata)
 {
         struct spool_entry e;
         struct dirent *de;
@@ -440,10 +441,10 @@ int spool_evict_strays(struct spool *s, void (*report)(const char *name, int err
                         continue;
                 if (renameat2(s->dir_fd[SPOOL_PENDING], de->d_name, s->dir_fd[SPOOL_DEAD],
                               de->d_name, RENAME_NOREPLACE) < 0) {
-                        report(de->d_name, -errno);
+                        report(userdata, de->d_name, -errno);
                         continue;
                 }
-                report(de->d_name, 0);
+                report(userdata, de->d_name, 0);
                 count++;
         }
         if (errno != 0)
