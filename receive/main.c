@@ -90,10 +90,11 @@ static int receive_proxy_header(struct smtp_session *s)
         return 0;
 }
 
-/* A client that left or timed out is a normal end, not a failed unit. */
+/* A client that left, timed out or broke the TLS protocol ended its own
+ * session: a normal end, not a failed unit in systemd's list. */
 static bool receive_client_gone(int r)
 {
-        return r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE;
+        return r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE || r == -EPROTO;
 }
 
 /* The session: the spool, the client's address, the dialogue. Whatever it
@@ -130,6 +131,8 @@ static int receive_run(const struct hw_config *cfg)
                 }
         }
         r = smtp_session_run(&session);
+        if (r == -EPROTO)
+                log_msg(LOG_NOTICE, "session with %s ended: TLS protocol error", session.env.remote_ip);
         if (r >= 0 || receive_client_gone(r))
                 status = 0;
         else
