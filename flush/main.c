@@ -1,6 +1,7 @@
 /* hw-flush: parse the command line, call the runner or an operator view,
  * map the result to an exit status (sysexits, as systemd expects):
- *   0   done (a normal run that deferred mail is done too)
+ *   0   done (a normal run that deferred mail is done too, and a normal
+ *       run without WEBHOOK_URL, which keeps the mail and says so once)
  *   64  usage: bad options, or an id that is not a dead letter
  *   75  temporary failure: spool or lock unusable; with --now, some mail
  *       was not delivered
@@ -181,7 +182,9 @@ int main(int argc, char **argv)
                 return EXIT_CONFIG;
         }
 
-        if (main_load_config(&cfg, mode == MODE_RUN || mode == MODE_NOW || mode == MODE_CHECK_CONFIG) < 0)
+        /* A normal run without WEBHOOK_URL keeps the mail (runner.c); only
+         * --now and --check-config insist on it. */
+        if (main_load_config(&cfg, mode == MODE_NOW || mode == MODE_CHECK_CONFIG) < 0)
                 return EXIT_CONFIG;
 
         switch (mode) {

@@ -491,6 +491,55 @@ static void runner_evict_strays(struct runner *r)
         }
 }
 
+/* Without WEBHOOK_URL (a fresh install, say) mail is still accepted. New
+ * items wait in deferred/ with no attempt counted, so hw-flush.path does not
+ * start hw-flush again and again, and the first run after WEBHOOK_URL is set
+ * (the timer's, or --now) delivers them. Said once, loudly: the spool's
+ * "unconfigured" note remembers that it was said. */
+#define RUNNER_UNCONFIGURED_NOTE "unconfigured"
+
+static int runner_hold(struct runner *r)
+{
+        char note[8];
+        int e, held = 0;
+
+        r->batch_len = 0;
+        e = spool_scan(&r->spool, SPOOL_PENDING, runner_collect, r);
+        if (e < 0)
+                return e;
+        for (size_t i = 0; i < r->batch_len; i++) {
+                struct spool_entry claimed;
+                int fd;
+
+                e = spool_claim(&r->spool, &r->batch[i], &claimed, &fd);
+                if (e == -ENOENT)
+                        continue;
+                if (e < 0)
+                        return e;
+                close(fd);
+                e = spool_defer(&r->spool, &claimed, claimed.attempts,
+                                runner_now_ms() + (int64_t)r->cfg->retry_interval_ms);
+                if (e < 0)
+                        return e;       /* left in processing/: the next run recovers it */
+                held++;
+        }
+        r->stats->deferred += (unsigned)held;
+        if (spool_note_read(&r->spool, RUNNER_UNCONFIGURED_NOTE, note, sizeof(note)) >= 0) {
+                if (held)
+                        log_msg(LOG_INFO, "WEBHOOK_URL is not set: %d new message(s) wait in deferred/", held);
+                return 0;
+        }
+        log_msg(LOG_ERR, "WEBHOOK_URL is not set: mail is accepted and kept in the spool (%d new "
+                "message(s) wait in deferred/); set WEBHOOK_URL in the configuration file and "
+                "delivery starts by itself at the next timer run (hw-flush --now delivers at once)",
+                held);
+        e = spool_note_write(&r->spool, RUNNER_UNCONFIGURED_NOTE, "WEBHOOK_URL is not set\n");
+        if (e < 0)
+                log_msg(LOG_WARNING, "cannot write the spool's %s note: %s", RUNNER_UNCONFIGURED_NOTE,
+                        strerror(-e));
+        return 0;
+}
+
 int runner_run(const struct hw_config *cfg, const struct runner_options *opt,
                struct runner_stats *stats)
 {
@@ -525,6 +574,18 @@ int runner_run(const struct hw_config *cfg, const struct runner_options *opt,
                 log_msg(LOG_NOTICE, "removed %d stale item(s) from tmp/", e);
 
         runner_evict_strays(&r);
+
+        if (!cfg->webhook_url[0]) {
+                e = runner_hold(&r);
+                if (e < 0)
+                        log_msg(LOG_ERR, "cannot keep new mail in deferred/: %s", strerror(-e));
+                free(r.batch);
+                goto out_lock;
+        }
+        e = spool_note_remove(&r.spool, RUNNER_UNCONFIGURED_NOTE);
+        if (e < 0)
+                log_msg(LOG_WARNING, "cannot remove the spool's %s note: %s", RUNNER_UNCONFIGURED_NOTE,
+                        strerror(-e));
 
         e = deliver_target_init(&r.main_target, cfg->webhook_url);
         if (e < 0) {

@@ -149,6 +149,13 @@ int spool_note_write(const struct spool *s, const char *name, const char *text)
         return r;
 }
 
+int spool_note_remove(const struct spool *s, const char *name)
+{
+        if (unlinkat(s->root_fd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
 int spool_new_id(char id[HW_QID_LEN + 1])
 {
         struct timespec now;

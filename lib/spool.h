@@ -14,6 +14,8 @@
  *   tls-verdict                  a note: the last check of the STARTTLS
  *                                   certificate, for the files as they
  *                                   were (losing it costs one check)
+ *   unconfigured                 a note: hw-flush ran without WEBHOOK_URL and
+ *                                   said so (it says it once)
  *   strays                       a note: the names in pending/ that are not
  *                                   items and could not be moved, already
  *                                   reported (losing it repeats a report)
@@ -137,6 +139,8 @@ int spool_free_space(const struct spool *s, uint64_t *free_bytes, uint64_t *free
  * or -errno; spool_note_write returns 0 or -errno. */
 ssize_t spool_note_read(const struct spool *s, const char *name, char *buf, size_t size);
 int spool_note_write(const struct spool *s, const char *name, const char *text);
+/* 0, also when there was no such note; -errno otherwise. */
+int spool_note_remove(const struct spool *s, const char *name);
 
 /* A new queue id (see above). */
 int spool_new_id(char id[HW_QID_LEN + 1]);
