@@ -86,11 +86,15 @@ bool smtp_address_valid(const char *addr, bool allow_utf8)
         if (allow_utf8 && !utf8_valid(addr, strlen(addr)))
                 return false;
         if (*p == '"') {
-                /* Quoted local part: printable ASCII, backslash pairs. */
+                /* Quoted local part: printable ASCII, and backslash pairs
+                 * whose second byte is printable ASCII too (RFC 5321
+                 * quoted-pairSMTP; RFC 6531 does not widen it). */
                 for (p++; p < at && *p != '"'; p++) {
-                        if (*p == '\\' && p + 1 < at)
+                        if (*p == '\\' && p + 1 < at) {
                                 p++;
-                        else if ((unsigned char)*p < 0x20 || *p == 0x7f ||
+                                if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                                        return false;
+                        } else if ((unsigned char)*p < 0x20 || *p == 0x7f ||
                                  ((unsigned char)*p >= 0x80 && !allow_utf8))
                                 return false;
                 }

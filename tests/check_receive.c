@@ -174,6 +174,10 @@ START_TEST(test_path_parse)
         ck_assert(!smtp_address_valid("bob@[\x01\xff]", true));
         ck_assert(!smtp_address_valid("bob@[x]y]", true));
         ck_assert(!smtp_address_valid("bob@[]", true));
+        /* A quoted pair escapes printable ASCII only, with or without SMTPUTF8. */
+        ck_assert(!smtp_address_valid("\"\\\xc6\"@b", false));
+        ck_assert(!smtp_address_valid("\"\\\xc6\"@b", true));
+        ck_assert(smtp_address_valid("\"a\\\"b\"@b", false));
         ck_assert_int_eq(smtp_parse_path("<bob@example.com.>", false, &p), -EINVAL);
 
         char long_addr[400];
