@@ -54,6 +54,7 @@ struct hw_config {
         uint64_t data_min_rate;           /* bytes/s of DATA after the first idle timeout */
         uint64_t session_deadline_ms;     /* the whole session */
         unsigned max_bad_commands;
+        unsigned max_per_source;          /* sessions at once from one source; 0 = no limit */
         char **proxy_trusted;             /* PROXY protocol peers, NULL-terminated */
 
         /* spool */

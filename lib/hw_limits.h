@@ -18,6 +18,9 @@
 #define HW_DATA_MIN_RATE_DEFAULT 500      /* bytes/s DATA must average after its first idle timeout; Postfix smtpd_min_data_rate */
 #define HW_SESSION_DEADLINE_MS_DEFAULT 1800000 /* ms for a whole session */
 #define HW_BAD_COMMANDS_DEFAULT 10        /* Haraka max_unrecognized_commands */
+#define HW_PER_SOURCE_DEFAULT 16          /* sessions at once from one IPv4 address or IPv6 /64;
+                                            * the socket's former MaxConnectionsPerSource= */
+#define HW_PER_SOURCE_LIMIT 1024          /* the most a setting may allow (a refusal tries each slot) */
 #define HW_SPOOL_MIN_FREE_DEFAULT 104857600 /* bytes free below which MAIL gets 452 4.3.1 */
 #define HW_SPOOL_MIN_FREE_INODES 1000     /* free inodes below which MAIL gets 452 4.3.1 */
 #define HW_TLS_PRIORITY_MAX 512           /* bytes of a GnuTLS priority string */

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "modules.h"
 #include "smtp.h"
+#include "source_limit.h"
 
 #define EXIT_USAGE 64
 #define EXIT_TEMPFAIL 75
@@ -105,6 +106,7 @@ static int receive_run(const struct hw_config *cfg)
         struct spool spool;
         struct io_plain fds = { .in_fd = 0, .out_fd = 1 };
         struct io_transport transport;
+        struct source_limit limit = { .dir_fd = -1, .fd = -1 };
         char ip[HW_IP_MAX];
         unsigned port;
         int r, status = EXIT_TEMPFAIL;
@@ -130,6 +132,21 @@ static int receive_run(const struct hw_config *cfg)
                         goto out;
                 }
         }
+        /* After the PROXY header: the limit is the real client's. */
+        r = source_limit_acquire(&limit, spool.root_fd, session.env.remote_ip, cfg->max_per_source);
+        if (r == -EBUSY) {
+                log_msg(LOG_NOTICE, "refused %s: SMTP_MAX_CONNECTIONS_PER_SOURCE=%u sessions from its address already",
+                        session.env.remote_ip, cfg->max_per_source);
+                printf("421 4.7.0 %s Too many connections from your address, try again later\r\n", cfg->hostname);
+                status = 0;
+                goto out;
+        }
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot count sessions per source in %s/%s: %s",
+                        cfg->spool_dir, SOURCE_LIMIT_DIR, strerror(-r));
+                fputs("421 4.3.0 Local error in processing, try again later\r\n", stdout);
+                goto out;
+        }
         r = smtp_session_run(&session);
         if (r == -EPROTO)
                 log_msg(LOG_NOTICE, "session with %s ended: TLS protocol error", session.env.remote_ip);
@@ -138,6 +155,7 @@ static int receive_run(const struct hw_config *cfg)
         else
                 log_msg(LOG_WARNING, "session with %s ended: %s", session.env.remote_ip, strerror(-r));
 out:
+        source_limit_release(&limit);
         modules_unload();
         smtp_session_free(&session);
         spool_close(&spool);
