@@ -18,6 +18,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "log.h"
+#include "modules.h"
 #include "runner.h"
 #include "status.h"
 
@@ -188,10 +189,21 @@ int main(int argc, char **argv)
                 return EXIT_CONFIG;
 
         switch (mode) {
-        case MODE_CHECK_CONFIG:
+        case MODE_CHECK_CONFIG: {
+                char err[512] = "";
+
+                /* One command checks the whole file: hw-receive's certificate,
+                 * key and modules as well, the way hw-receive loads them. */
+                r = modules_check(&cfg, err, sizeof(err));
+                if (r < 0) {
+                        fprintf(stderr, "hw-flush: configuration: %s\n", err);
+                        r = EXIT_CONFIG;
+                        break;
+                }
                 config_print(&cfg, stdout);
                 r = 0;
                 break;
+        }
         case MODE_STATUS:
                 r = status_print(&cfg, stdout);
                 if (r < 0)

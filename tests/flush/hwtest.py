@@ -149,6 +149,8 @@ def flush_env(spool, url, **extra):
         # Generous: a loaded machine (or a sanitizer build) can take seconds
         # over a 1 MiB POST. Tests of the timeout itself set their own.
         "WEBHOOK_TIMEOUT_MS": "30000",
+        # --check-config loads hw-receive's modules from the build tree.
+        "HW_MODULE_DIR": os.environ.get("HW_MODULE_DIR", ""),
     }
     env.update(sanitizer_env())
     env.update({k: str(v) for k, v in extra.items()})
