@@ -2,7 +2,6 @@
 127.0.0.1 (a thread of the test), and hw-receive runs over pipes with the
 spool in a temporary directory and a clean environment. Every wait is
 bounded."""
-import atexit
 import http.server
 import json
 import os
@@ -18,54 +17,8 @@ BUILD = os.environ.get("top_builddir") or os.path.abspath(os.path.join(os.path.d
 RECEIVE = os.path.join(BUILD, "receive", "hw-receive")
 MODULE_DIR = os.environ.get("HW_MODULE_DIR") or os.path.join(BUILD, "receive", ".libs")
 
-FAILURES = []
-COUNT = [0]
-
-# Sanitizer builds (ASan, LSan, UBSan): every hw-receive a test starts
-# writes its reports into this directory, whatever became of its stderr and
-# exit status. A report fails the check it turns up in and the test.
-SANITIZER_DIR = tempfile.mkdtemp(prefix="hw-decision-sanitizer-")
-atexit.register(shutil.rmtree, SANITIZER_DIR, True)
-SANITIZER_SEEN = set()
-
-
-def sanitizer_env():
-    """The sanitizer options of a child: the caller's, then ours."""
-    log = "log_path=" + os.path.join(SANITIZER_DIR, "report")
-    ours = {
-        "ASAN_OPTIONS": [log],
-        "LSAN_OPTIONS": [log],
-        "UBSAN_OPTIONS": [log, "print_stacktrace=1", "halt_on_error=1"],
-    }
-    return {k: ":".join(filter(None, [os.environ.get(k)] + v)) for k, v in ours.items()}
-
-
-def sanitizer_new_reports():
-    """Reports written since the last call."""
-    new = sorted(set(os.listdir(SANITIZER_DIR)) - SANITIZER_SEEN)
-    SANITIZER_SEEN.update(new)
-    return new
-
-
-def check(cond, what):
-    reports = sanitizer_new_reports()
-    if reports:
-        cond = False
-        what += " (sanitizer report %s)" % ", ".join(reports)
-    COUNT[0] += 1
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        FAILURES.append(what)
-    return cond
-
-
-def finish():
-    check(True, "no sanitizer reports at the end")
-    for name in sorted(SANITIZER_SEEN):
-        with open(os.path.join(SANITIZER_DIR, name), errors="replace") as f:
-            print("--- %s\n%s" % (name, f.read()), end="")
-    print("%d passed, %d failed" % (COUNT[0] - len(FAILURES), len(FAILURES)))
-    sys.exit(1 if FAILURES else 0)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
+from hwcheck import FAILURES, check, finish, sanitizer_env, sanitizer_new_reports, skip  # noqa: E402,F401
 
 
 class Route:

@@ -2,7 +2,6 @@
 recording webhook (tests/helpers/webhook.py), hw-test-enqueue and hw-flush
 runs with a clean environment. Everything lives in one temporary directory
 and every wait is bounded."""
-import atexit
 import base64
 import hashlib
 import hmac
@@ -22,56 +21,8 @@ FLUSH = os.path.join(BUILD, "flush", "hw-flush")
 ENQUEUE = os.path.join(BUILD, "tests", "helpers", "hw-test-enqueue")
 WEBHOOK = os.path.join(SRC, "tests", "helpers", "webhook.py")
 
-FAILURES = []
-
-# Sanitizer builds (ASan, LSan, UBSan): every program of ours a test starts
-# writes its reports into this directory, whatever became of its stderr and
-# exit status. A report fails the check it turns up in and the test.
-SANITIZER_DIR = tempfile.mkdtemp(prefix="hw-flush-sanitizer-")
-atexit.register(shutil.rmtree, SANITIZER_DIR, True)
-SANITIZER_SEEN = set()
-
-
-def sanitizer_env():
-    """The sanitizer options of a child: the caller's, then ours."""
-    log = "log_path=" + os.path.join(SANITIZER_DIR, "report")
-    ours = {
-        "ASAN_OPTIONS": [log],
-        "LSAN_OPTIONS": [log],
-        "UBSAN_OPTIONS": [log, "print_stacktrace=1", "halt_on_error=1"],
-    }
-    return {k: ":".join(filter(None, [os.environ.get(k)] + v)) for k, v in ours.items()}
-
-
-def sanitizer_new_reports():
-    """Reports written since the last call."""
-    new = sorted(set(os.listdir(SANITIZER_DIR)) - SANITIZER_SEEN)
-    SANITIZER_SEEN.update(new)
-    return new
-
-
-def check(cond, what):
-    reports = sanitizer_new_reports()
-    if reports:
-        cond = False
-        what += " (sanitizer report %s)" % ", ".join(reports)
-    if cond:
-        print("ok   " + what)
-    else:
-        print("FAIL " + what)
-        FAILURES.append(what)
-    return cond
-
-
-def finish():
-    check(True, "no sanitizer reports at the end")
-    for name in sorted(SANITIZER_SEEN):
-        with open(os.path.join(SANITIZER_DIR, name), errors="replace") as f:
-            print("--- %s\n%s" % (name, f.read()), end="")
-    if FAILURES:
-        print("%d check(s) failed" % len(FAILURES))
-        sys.exit(1)
-    sys.exit(0)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
+from hwcheck import FAILURES, check, finish, sanitizer_env, sanitizer_new_reports, skip  # noqa: E402,F401
 
 
 class Webhook:

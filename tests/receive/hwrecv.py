@@ -5,7 +5,6 @@ and 1, as systemd's Accept=yes gives it a socket), with the spool in a
 temporary directory and a clean environment. Every wait has a deadline,
 so a hung or silent server fails a check instead of hanging make check.
 """
-import atexit
 import calendar
 import os
 import re
@@ -26,69 +25,8 @@ HOSTNAME = "mx.test"
 QID_RE = r"[0-9]{16}-[0-9a-f]{16}"
 SPOOL_DIRS = ("tmp", "pending", "processing", "deferred", "dead")
 
-FAILURES = []
-
-# Sanitizer builds (ASan, LSan, UBSan): every hw-receive a test starts
-# writes its reports into this directory, whatever became of its stderr and
-# exit status. A report fails the check it turns up in and the test. The
-# directory is made on first use: some scripts import only helpers.
-SANITIZER_DIR = None
-SANITIZER_SEEN = set()
-
-
-def sanitizer_env(leaks=True):
-    """The sanitizer options of a child: the caller's, then ours."""
-    global SANITIZER_DIR
-    if SANITIZER_DIR is None:
-        SANITIZER_DIR = tempfile.mkdtemp(prefix="hw-receive-sanitizer-")
-        atexit.register(shutil.rmtree, SANITIZER_DIR, True)
-    log = "log_path=" + os.path.join(SANITIZER_DIR, "report")
-    ours = {
-        "ASAN_OPTIONS": [log] + ([] if leaks else ["detect_leaks=0"]),
-        "LSAN_OPTIONS": [log],
-        "UBSAN_OPTIONS": [log, "print_stacktrace=1", "halt_on_error=1"],
-    }
-    return {k: ":".join(filter(None, [os.environ.get(k)] + v)) for k, v in ours.items()}
-
-
-def sanitizer_new_reports():
-    """Reports written since the last call."""
-    if SANITIZER_DIR is None:
-        return []
-    new = sorted(set(os.listdir(SANITIZER_DIR)) - SANITIZER_SEEN)
-    SANITIZER_SEEN.update(new)
-    return new
-
-
-def check(cond, what):
-    reports = sanitizer_new_reports()
-    if reports:
-        cond = False
-        what += " (sanitizer report %s)" % ", ".join(reports)
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        FAILURES.append(what)
-    return cond
-
-
-def finish():
-    check(True, "no sanitizer reports at the end")
-    for name in sorted(SANITIZER_SEEN):
-        with open(os.path.join(SANITIZER_DIR, name), errors="replace") as f:
-            print("--- %s\n%s" % (name, f.read()), end="")
-    if FAILURES:
-        print("%d check(s) failed:" % len(FAILURES))
-        for f in FAILURES:
-            print("  " + f)
-        sys.exit(1)
-    sys.exit(0)
-
-
-def skip(why):
-    """Automake's SKIP status."""
-    print("SKIP " + why)
-    sys.exit(77)
-
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
+from hwcheck import FAILURES, check, finish, sanitizer_env, sanitizer_new_reports, skip  # noqa: E402,F401
 
 def base_env(spool, **extra):
     """The environment of one hw-receive: nothing inherited but PATH and
