@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "modules.h"
+#include "sandbox.h"
 #include "smtp.h"
 #include "source_limit.h"
 
@@ -106,6 +107,7 @@ static int receive_run(const struct hw_config *cfg)
         struct spool spool;
         struct io_plain fds = { .in_fd = 0, .out_fd = 1 };
         struct io_transport transport;
+        char err[256];
         struct source_limit limit = { .dir_fd = -1, .fd = -1 };
         char ip[HW_IP_MAX];
         unsigned port;
@@ -115,6 +117,15 @@ static int receive_run(const struct hw_config *cfg)
         if (r < 0) {
                 log_msg(LOG_ERR, "cannot open spool %s: %s", cfg->spool_dir, strerror(-r));
                 fputs("421 4.3.0 Local error in processing, try again later\r\n", stdout);
+                return EXIT_TEMPFAIL;
+        }
+        /* Before the client's first byte: from here on only the spool is
+         * writable (sandbox.h). */
+        r = sandbox_apply(cfg, spool.root_fd, err, sizeof(err));
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot sandbox the session: %s", err);
+                fputs("421 4.3.0 Local error in processing, try again later\r\n", stdout);
+                spool_close(&spool);
                 return EXIT_TEMPFAIL;
         }
         io_plain_transport(&fds, &transport);

@@ -1,0 +1,348 @@
+/* hw-receive's own sandbox (receive/sandbox.c): each test forks a child
+ * that applies it exactly as a session does, then tries one thing. The
+ * child exits with 0 when the attempt succeeded, with its errno otherwise. */
+#include <check.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/landlock.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "sandbox.h"
+
+#define SANDBOX_FAILED 250
+
+static char base[512], spool[512 + 8], outside[512 + 8];
+
+static long landlock_abi(void)
+{
+        long abi = syscall(__NR_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+
+        return abi < 0 ? 0 : abi;
+}
+
+static void setup(void)
+{
+        const char *tmp = getenv("TMPDIR");
+
+        snprintf(base, sizeof(base), "%s/check-sandbox.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        ck_assert_ptr_nonnull(mkdtemp(base));
+        snprintf(spool, sizeof(spool), "%s/spool", base);
+        snprintf(outside, sizeof(outside), "%s/other", base);
+        ck_assert_int_eq(mkdir(spool, 0700), 0);
+        ck_assert_int_eq(mkdir(outside, 0700), 0);
+}
+
+static void teardown(void)
+{
+        char cmd[sizeof(base) + 16];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+        ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Runs probe() in a sandboxed child; returns its exit status. */
+static int sandboxed(bool decision, int (*probe)(void))
+{
+        pid_t pid = fork();
+        int status;
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                static struct hw_config cfg;
+                char err[256];
+                int fd = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+                snprintf(cfg.spool_dir, sizeof(cfg.spool_dir), "%s", spool);
+                if (decision)
+                        snprintf(cfg.decision_url, sizeof(cfg.decision_url), "http://127.0.0.1:1/");
+                if (fd < 0 || sandbox_apply(&cfg, fd, err, sizeof(err)) < 0) {
+                        fprintf(stderr, "sandbox: %s\n", fd < 0 ? strerror(errno) : err);
+                        _exit(SANDBOX_FAILED);
+                }
+                _exit(probe());
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status), "the child died of signal %d", WTERMSIG(status));
+        ck_assert_int_ne(WEXITSTATUS(status), SANDBOX_FAILED);
+        return WEXITSTATUS(status);
+}
+
+static int result(int r)
+{
+        return r < 0 ? errno : 0;
+}
+
+static int create_in(const char *dir)
+{
+        char path[sizeof(spool) + 8];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/x", dir);
+        fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return errno;
+        return close(fd) < 0 ? errno : 0;
+}
+
+static int probe_write_outside(void) { return create_in(outside); }
+static int probe_write_tmp(void) { return create_in(base); }
+static int probe_write_spool(void) { return create_in(spool); }
+
+/* A commit is a rename from one spool directory into another. */
+static int probe_rename_in_spool(void)
+{
+        char a[sizeof(spool) + 16], b[sizeof(spool) + 16];
+        int r = create_in(spool);
+
+        snprintf(a, sizeof(a), "%s/x", spool);
+        snprintf(b, sizeof(b), "%s/sub", spool);
+        if (r == 0)
+                r = result(mkdir(b, 0700));
+        snprintf(b, sizeof(b), "%s/sub/y", spool);
+        if (r == 0)
+                r = result(rename(a, b));
+        return r;
+}
+
+static int probe_read_outside(void)
+{
+        char path[sizeof(outside) + 8];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/r", outside);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        return fd < 0 ? errno : (close(fd), 0);
+}
+
+static int probe_read_system(void)
+{
+        int fd = open("/usr", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        return fd < 0 ? errno : (close(fd), 0);
+}
+
+static int probe_exec(void)
+{
+        char *const argv[] = { "true", NULL };
+
+        execv("/bin/true", argv);
+        return errno;
+}
+
+static int probe_socket(int family, int type)
+{
+        int fd = socket(family, type | SOCK_CLOEXEC, 0);
+
+        return fd < 0 ? errno : (close(fd), 0);
+}
+
+static int probe_inet(void) { return probe_socket(AF_INET, SOCK_STREAM); }
+static int probe_inet6(void) { return probe_socket(AF_INET6, SOCK_DGRAM); }
+static int probe_netlink(void) { return probe_socket(AF_NETLINK, SOCK_RAW); }
+static int probe_unix(void) { return probe_socket(AF_UNIX, SOCK_DGRAM); }
+
+/* Listening is never the session's business. */
+static int probe_bind(void)
+{
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+        if (fd < 0)
+                return errno;
+        r = result(bind(fd, (struct sockaddr *)&sin, sizeof(sin)));
+        close(fd);
+        return r;
+}
+
+static int probe_mmap_wx(void)
+{
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        return p == MAP_FAILED ? errno : 0;
+}
+
+static int probe_mprotect_x(void)
+{
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        if (p == MAP_FAILED)
+                return 100;
+        return result(mprotect(p, 4096, PROT_READ | PROT_EXEC));
+}
+
+/* What the dynamic loader does with a library's code. */
+static int probe_mmap_rx(void)
+{
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        return p == MAP_FAILED ? errno : 0;
+}
+
+/* hw-receive loads hw-tls.so (GnuTLS) after the sandbox is in place. */
+static int probe_dlopen(void)
+{
+        const char *dir = getenv("HW_MODULE_DIR");
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/hw-tls.so", dir);
+        if (!dlopen(path, RTLD_NOW | RTLD_LOCAL)) {
+                fprintf(stderr, "dlopen: %s\n", dlerror());
+                return 1;
+        }
+        return 0;
+}
+
+static int probe_personality(void)
+{
+        if (personality(0xffffffff) < 0)
+                return 100;
+        return result(personality(PER_LINUX | ADDR_NO_RANDOMIZE));
+}
+
+static int probe_unshare(void) { return result(unshare(CLONE_NEWUSER)); }
+static int probe_mount(void) { return result(mount("none", "/mnt", "tmpfs", 0, NULL)); }
+
+static int probe_fork(void)
+{
+        pid_t pid = fork();
+        int status;
+
+        if (pid == 0)
+                _exit(0);
+        if (pid < 0)
+                return errno;
+        return waitpid(pid, &status, 0) == pid && WIFEXITED(status) ? 0 : 100;
+}
+
+static int probe_rlimit(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return 100;
+        return result(setrlimit(RLIMIT_NOFILE, &rl));
+}
+
+static int probe_realtime(void)
+{
+        struct sched_param sp = { .sched_priority = 1 };
+
+        return result(sched_setscheduler(0, SCHED_FIFO, &sp));
+}
+
+static int probe_suid(void)
+{
+        char path[sizeof(spool) + 8];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/s", spool);
+        fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return 100;
+        return result(fchmod(fd, 04755));
+}
+
+/* The parent is outside the sandbox: no signals to it. */
+static int probe_signal(void) { return result(kill(getppid(), 0)); }
+
+START_TEST(files)
+{
+        char path[sizeof(outside) + 8];
+        int fd;
+
+        if (landlock_abi() < 1)
+                return;
+        snprintf(path, sizeof(path), "%s/r", outside);
+        fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        ck_assert_int_eq(sandboxed(false, probe_write_outside), EACCES);
+        ck_assert_int_eq(sandboxed(false, probe_write_tmp), EACCES);
+        ck_assert_int_eq(sandboxed(false, probe_read_outside), EACCES);
+        ck_assert_int_eq(sandboxed(false, probe_exec), EACCES);
+        ck_assert_int_eq(sandboxed(false, probe_write_spool), 0);
+        ck_assert_int_eq(sandboxed(false, probe_rename_in_spool), 0);
+        ck_assert_int_eq(sandboxed(false, probe_read_system), 0);
+}
+END_TEST
+
+START_TEST(sockets)
+{
+        ck_assert_int_eq(sandboxed(false, probe_inet), EAFNOSUPPORT);
+        ck_assert_int_eq(sandboxed(false, probe_inet6), EAFNOSUPPORT);
+        ck_assert_int_eq(sandboxed(false, probe_netlink), EAFNOSUPPORT);
+        ck_assert_int_eq(sandboxed(false, probe_unix), 0);
+        /* The decision API needs IPv4/IPv6, and still no listening. */
+        ck_assert_int_eq(sandboxed(true, probe_inet), 0);
+        ck_assert_int_eq(sandboxed(true, probe_inet6), 0);
+        ck_assert_int_eq(sandboxed(true, probe_netlink), EAFNOSUPPORT);
+        if (landlock_abi() >= 4)
+                ck_assert_int_eq(sandboxed(true, probe_bind), EACCES);
+}
+END_TEST
+
+START_TEST(memory)
+{
+        ck_assert_int_eq(sandboxed(false, probe_mmap_wx), EPERM);
+        ck_assert_int_eq(sandboxed(false, probe_mprotect_x), EPERM);
+        ck_assert_int_eq(sandboxed(false, probe_mmap_rx), 0);
+        if (getenv("HW_MODULE_DIR"))
+                ck_assert_int_eq(sandboxed(false, probe_dlopen), 0);
+}
+END_TEST
+
+START_TEST(system_calls)
+{
+        ck_assert_int_eq(sandboxed(false, probe_personality), EPERM);
+        ck_assert_int_eq(sandboxed(false, probe_unshare), EPERM);
+        ck_assert_int_eq(sandboxed(false, probe_mount), EPERM);
+        ck_assert_int_eq(sandboxed(false, probe_rlimit), EPERM);
+        ck_assert_int_eq(sandboxed(false, probe_realtime), EPERM);
+        ck_assert_int_eq(sandboxed(false, probe_suid), EPERM);
+        ck_assert_int_eq(sandboxed(false, probe_fork), 0);
+        if (landlock_abi() >= 6)
+                ck_assert_int_eq(sandboxed(false, probe_signal), EPERM);
+}
+END_TEST
+
+static Suite *sandbox_suite(void)
+{
+        Suite *s = suite_create("sandbox");
+        TCase *tc = tcase_create("sandbox");
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 30);
+        tcase_add_test(tc, files);
+        tcase_add_test(tc, sockets);
+        tcase_add_test(tc, memory);
+        tcase_add_test(tc, system_calls);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(sandbox_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
