@@ -419,12 +419,16 @@ static int sandbox_seccomp(const struct hw_config *cfg, char *err, size_t errlen
         int current = personality(0xffffffff);
         struct sock_fprog prog;
 
-        if (current < 0) {
+        /* LockPersonality= refuses even the query: then queries are all
+         * there is to allow. */
+        if (current < 0 && errno != EPERM) {
                 int r = -errno;
 
                 snprintf(err, errlen, "personality: %s", strerror(-r));
                 return r;
         }
+        if (current < 0)
+                current = (int)0xffffffff;
         f.n = 0;
         /* Another architecture's numbers mean other calls: none of them. */
         emit(&f, BPF_LD | BPF_W | BPF_ABS, (uint32_t)offsetof(struct seccomp_data, arch), 0, 0);

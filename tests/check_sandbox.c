@@ -5,16 +5,20 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/landlock.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -56,8 +60,26 @@ static void teardown(void)
         ck_assert_int_eq(system(cmd), 0);
 }
 
-/* Runs probe() in a sandboxed child; returns its exit status. */
-static int sandboxed(bool decision, int (*probe)(void))
+/* What LockPersonality= does before hw-receive starts: personality(2)
+ * refused, even the query. */
+static void lock_personality(void)
+{
+        struct sock_filter insn[] = {
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_personality, 0, 1),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = { .len = sizeof(insn) / sizeof(insn[0]), .filter = insn };
+
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+            prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+                _exit(SANDBOX_FAILED);
+}
+
+/* Runs probe() in a sandboxed child; returns its exit status. With
+ * locked, the child starts as under the unit's LockPersonality=. */
+static int sandboxed_as(bool decision, bool locked, int (*probe)(void))
 {
         pid_t pid = fork();
         int status;
@@ -67,6 +89,9 @@ static int sandboxed(bool decision, int (*probe)(void))
                 static struct hw_config cfg;
                 char err[256];
                 int fd = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+                if (locked)
+                        lock_personality();
 
                 snprintf(cfg.spool_dir, sizeof(cfg.spool_dir), "%s", spool);
                 if (decision)
@@ -81,6 +106,11 @@ static int sandboxed(bool decision, int (*probe)(void))
         ck_assert_msg(WIFEXITED(status), "the child died of signal %d", WTERMSIG(status));
         ck_assert_int_ne(WEXITSTATUS(status), SANDBOX_FAILED);
         return WEXITSTATUS(status);
+}
+
+static int sandboxed(bool decision, int (*probe)(void))
+{
+        return sandboxed_as(decision, false, probe);
 }
 
 static int result(int r)
@@ -316,6 +346,7 @@ START_TEST(system_calls)
         ck_assert_int_eq(sandboxed(false, probe_realtime), EPERM);
         ck_assert_int_eq(sandboxed(false, probe_suid), EPERM);
         ck_assert_int_eq(sandboxed(false, probe_fork), 0);
+        ck_assert_int_eq(sandboxed_as(false, true, probe_unshare), EPERM);
         if (landlock_abi() >= 6)
                 ck_assert_int_eq(sandboxed(false, probe_signal), EPERM);
 }
