@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Two SMTP clients for the per-source limit check of nspawn-test.
+
+  flood --source IP --connections N --seconds S
+      keeps N connections from IP open for S seconds: a connection the
+      server closes (a 421, or systemd dropping it) is opened again at once.
+      Prints one JSON line: greetings, 421s, closes without a greeting,
+      connect errors, and the most sessions greeted at the same time.
+
+  send --source IP --count K --tag T
+      sends K messages one after another, each in its own session, and
+      prints one JSON line: the seconds each session took (connect to the
+      reply to QUIT) and how many were accepted (250 after DATA).
+"""
+import argparse
+import json
+import selectors
+import smtplib
+import socket
+import sys
+import time
+
+SERVER = ("127.0.0.1", 25)
+
+
+def flood(args):
+    sel = selectors.DefaultSelector()
+    stats = {"greeted": 0, "refused_421": 0, "closed": 0, "connect_errors": 0, "max_greeted_at_once": 0}
+    greeted_now = set()
+    end = time.monotonic() + args.seconds
+
+    def open_one():
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.bind((args.source, 0))
+            s.connect_ex(SERVER)
+        except OSError:
+            stats["connect_errors"] += 1
+            s.close()
+            return False
+        sel.register(s, selectors.EVENT_READ, b"")
+        return True
+
+    def drop(s):
+        greeted_now.discard(s)
+        sel.unregister(s)
+        s.close()
+
+    for _ in range(args.connections):
+        open_one()
+    while time.monotonic() < end:
+        for key, _ in sel.select(timeout=0.2):
+            s = key.fileobj
+            try:
+                data = s.recv(4096)
+            except (ConnectionError, OSError):
+                data = b""
+            if data.startswith(b"220") and s not in greeted_now:
+                stats["greeted"] += 1
+                greeted_now.add(s)
+                stats["max_greeted_at_once"] = max(stats["max_greeted_at_once"], len(greeted_now))
+                continue
+            if data.startswith(b"421"):
+                stats["refused_421"] += 1
+            elif not data and s not in greeted_now:
+                stats["closed"] += 1
+            elif data:
+                continue
+            drop(s)
+            if not open_one():
+                time.sleep(0.01)
+        # Top up after connect errors.
+        while len(sel.get_map()) < args.connections and time.monotonic() < end:
+            if not open_one():
+                time.sleep(0.05)
+                break
+    for key in list(sel.get_map().values()):
+        drop(key.fileobj)
+    print(json.dumps(stats), flush=True)
+
+
+def send(args):
+    times, accepted, errors = [], 0, []
+    for i in range(args.count):
+        t0 = time.monotonic()
+        try:
+            with smtplib.SMTP(SERVER[0], SERVER[1], timeout=args.timeout,
+                              source_address=(args.source, 0)) as c:
+                c.ehlo("normal.test")
+                msg = ("From: sender@normal.test\r\nTo: user@example.com\r\n"
+                       "Subject: %s-%d\r\n\r\nmessage %d\r\n" % (args.tag, i, i))
+                c.sendmail("sender@normal.test", ["user@example.com"], msg)
+                accepted += 1
+        except (OSError, smtplib.SMTPException) as e:
+            errors.append("%s: %s" % (type(e).__name__, e))
+        times.append(round(time.monotonic() - t0, 3))
+        if args.pause:
+            time.sleep(args.pause)
+    print(json.dumps({"accepted": accepted, "seconds": times, "errors": errors[:3]}), flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="mode", required=True)
+    f = sub.add_parser("flood")
+    f.add_argument("--source", required=True)
+    f.add_argument("--connections", type=int, required=True)
+    f.add_argument("--seconds", type=float, required=True)
+    s = sub.add_parser("send")
+    s.add_argument("--source", required=True)
+    s.add_argument("--count", type=int, required=True)
+    s.add_argument("--tag", required=True)
+    s.add_argument("--timeout", type=float, default=60)
+    s.add_argument("--pause", type=float, default=0.2)
+    args = p.parse_args()
+    flood(args) if args.mode == "flood" else send(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
