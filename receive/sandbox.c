@@ -201,7 +201,9 @@ static int sandbox_landlock(const struct hw_config *cfg, int spool_fd, char *err
 
         abi = syscall(__NR_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
         if (abi < 0) {
-                if (errno == ENOSYS || errno == EOPNOTSUPP)
+                /* EPERM: a system call filter of the caller's (an older
+                 * unit's SystemCallFilter=@system-service) hides it. */
+                if (errno == ENOSYS || errno == EOPNOTSUPP || errno == EPERM)
                         return 1;
                 r = -errno;
                 snprintf(err, errlen, "Landlock ABI version: %s", strerror(-r));
@@ -487,6 +489,11 @@ static int sandbox_seccomp(const struct hw_config *cfg, char *err, size_t errlen
         if (syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0) {
                 int r = errno ? -errno : -EBUSY;
 
+                /* A filter of the caller's refuses seccomp(2) itself (an
+                 * older unit's SystemCallFilter=): that filter applies. */
+                if (r == -EPERM)
+                        return 1;
+
                 snprintf(err, errlen, "cannot install the seccomp filter: %s", strerror(-r));
                 return r;
         }
@@ -516,11 +523,11 @@ int sandbox_apply(const struct hw_config *cfg, int spool_fd, char *err, size_t e
         if (r < 0)
                 return r;
         if (r > 0)
-                log_msg(LOG_INFO, "no Landlock in this kernel: the unit's settings are the file sandbox");
+                log_msg(LOG_INFO, "no Landlock here (kernel or system call filter): the unit's settings are the file sandbox");
         r = sandbox_seccomp(cfg, err, errlen);
         if (r < 0)
                 return r;
         if (r > 0)
-                log_msg(LOG_INFO, "no system call filter of hw-receive's own on this architecture");
+                log_msg(LOG_INFO, "no system call filter of hw-receive's own (architecture, or seccomp(2) refused): the unit's filter applies");
         return 0;
 }
