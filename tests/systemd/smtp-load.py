@@ -10,7 +10,8 @@
   send --source IP --count K --tag T
       sends K messages one after another, each in its own session, and
       prints one JSON line: the seconds each session took (connect to the
-      reply to QUIT) and how many were accepted (250 after DATA).
+      reply to QUIT), how many were accepted (250 after DATA), and when
+      (the wall clock at each 250, by subject).
 """
 import argparse
 import json
@@ -81,7 +82,7 @@ def flood(args):
 
 
 def send(args):
-    times, accepted, errors = [], 0, []
+    times, accepted, errors, accepted_at = [], 0, [], {}
     for i in range(args.count):
         t0 = time.monotonic()
         try:
@@ -91,13 +92,15 @@ def send(args):
                 msg = ("From: sender@normal.test\r\nTo: user@example.com\r\n"
                        "Subject: %s-%d\r\n\r\nmessage %d\r\n" % (args.tag, i, i))
                 c.sendmail("sender@normal.test", ["user@example.com"], msg)
+                accepted_at["%s-%d" % (args.tag, i)] = time.time()
                 accepted += 1
         except (OSError, smtplib.SMTPException) as e:
             errors.append("%s: %s" % (type(e).__name__, e))
         times.append(round(time.monotonic() - t0, 3))
         if args.pause:
             time.sleep(args.pause)
-    print(json.dumps({"accepted": accepted, "seconds": times, "errors": errors[:3]}), flush=True)
+    print(json.dumps({"accepted": accepted, "seconds": times, "errors": errors[:3],
+                      "accepted_at": accepted_at}), flush=True)
 
 
 def main():
