@@ -1,4 +1,4 @@
-/* hw-receive's own sandbox; see sandbox.h. Landlock through its raw
+/* The programs' own sandbox; see sandbox.h. Landlock through its raw
  * system calls (the C library has no wrappers), the seccomp filter written
  * out as classic BPF for the architectures listed below. */
 #include "sandbox.h"
@@ -42,6 +42,13 @@
 #define SANDBOX_SANITIZED 1
 #endif
 #endif
+
+/* What differs between the two programs' sandboxes. */
+struct sandbox_role {
+        const char *program;
+        bool connect;           /* TCP connections out, DNS, the CA file */
+        bool session_files;     /* the modules, the TLS certificate and key */
+};
 
 /* ---- Landlock --------------------------------------------------------- */
 
@@ -188,11 +195,12 @@ static int sandbox_allow_sanitizer_logs(int ruleset, uint64_t handled, char *err
 #endif
 
 /* Returns 1 when the kernel has no Landlock (the caller says so once). */
-static int sandbox_landlock(const struct hw_config *cfg, int spool_fd, char *err, size_t errlen)
+static int sandbox_landlock(const struct hw_config *cfg, const struct sandbox_role *role, int spool_fd,
+                            char *err, size_t errlen)
 {
         struct sandbox_ruleset_attr attr = { 0 };
         const char *module_dir = getenv("HW_MODULE_DIR");
-        bool decision = cfg->decision_url[0] != '\0';
+        bool connect = role->connect;
         size_t attr_size;
         char self[32];
         uint64_t fs;
@@ -212,8 +220,9 @@ static int sandbox_landlock(const struct hw_config *cfg, int spool_fd, char *err
         attr.handled_access_fs = sandbox_fs_rights((int)abi);
         attr_size = sizeof(attr.handled_access_fs);
         if (abi >= 4) {
-                /* No listening ever; connecting only for the decision API. */
-                attr.handled_access_net = SANDBOX_NET_BIND_TCP | (decision ? 0 : SANDBOX_NET_CONNECT_TCP);
+                /* No listening ever; connecting only to a webhook or the
+                 * decision API. */
+                attr.handled_access_net = SANDBOX_NET_BIND_TCP | (connect ? 0 : SANDBOX_NET_CONNECT_TCP);
                 attr_size = offsetof(struct sandbox_ruleset_attr, scoped);
         }
         if (abi >= 6) {
@@ -233,16 +242,16 @@ static int sandbox_landlock(const struct hw_config *cfg, int spool_fd, char *err
                 snprintf(err, errlen, "Landlock rule for %s: %s", cfg->spool_dir, strerror(-r));
         for (size_t i = 0; r >= 0 && i < sizeof(sandbox_read_paths) / sizeof(sandbox_read_paths[0]); i++)
                 r = sandbox_allow_path(ruleset, sandbox_read_paths[i], FS_READ, fs, err, errlen);
-        if (r >= 0)
+        if (r >= 0 && role->session_files)
                 r = sandbox_allow_path(ruleset, module_dir && *module_dir ? module_dir : PKGLIBDIR,
                                        FS_READ, fs, err, errlen);
-        if (r >= 0)
+        if (r >= 0 && role->session_files)
                 r = sandbox_allow_path(ruleset, cfg->tls_cert_path, FS_READ, fs, err, errlen);
-        if (r >= 0)
+        if (r >= 0 && role->session_files)
                 r = sandbox_allow_path(ruleset, cfg->tls_key_path, FS_READ, fs, err, errlen);
-        if (r >= 0 && decision)
+        if (r >= 0 && connect)
                 r = sandbox_allow_path(ruleset, cfg->webhook_ca_file, FS_READ, fs, err, errlen);
-        if (r >= 0 && decision)
+        if (r >= 0 && connect)
                 r = sandbox_allow_parent(ruleset, "/etc/resolv.conf", fs, err, errlen);
         /* This process's own /proc entries (also for its threads), never
          * other processes'. */
@@ -375,7 +384,8 @@ static void filter_prlimit(struct filter *f)
 /* Plain denials: what @mount @module @reboot @swap @raw-io @clock @debug
  * @obsolete @cpu-emulation @privileged @resources take away, as far as an
  * unprivileged process could use it, plus keyrings and io_uring (both
- * outside @system-service). */
+ * outside @system-service), and making SysV IPC or POSIX message queue
+ * objects, which would outlive the session (the unit's RemoveIPC=). */
 static const long filter_denied[] = {
         __NR_mount, __NR_umount2, __NR_pivot_root, __NR_chroot, __NR_fsopen, __NR_fsconfig,
         __NR_fsmount, __NR_fspick, __NR_move_mount, __NR_open_tree, __NR_mount_setattr,
@@ -395,6 +405,7 @@ static const long filter_denied[] = {
         __NR_sched_setscheduler, __NR_sched_setparam, __NR_sched_setattr, __NR_sched_setaffinity,
         __NR_setpriority, __NR_ioprio_set, __NR_set_mempolicy, __NR_mbind, __NR_migrate_pages,
         __NR_move_pages, __NR_setrlimit, __NR_setns,
+        __NR_shmget, __NR_msgget, __NR_semget, __NR_mq_open,
 #ifdef __NR_quotactl_fd
         __NR_quotactl_fd,
 #endif
@@ -414,7 +425,7 @@ static const long filter_frequent[] = {
 #endif
 };
 
-static int sandbox_seccomp(const struct hw_config *cfg, char *err, size_t errlen)
+static int sandbox_seccomp(const struct sandbox_role *role, char *err, size_t errlen)
 {
         static struct filter f;
         uint32_t families[3] = { AF_UNIX, AF_INET, AF_INET6 };
@@ -445,7 +456,7 @@ static int sandbox_seccomp(const struct hw_config *cfg, char *err, size_t errlen
         for (size_t i = 0; i < sizeof(filter_frequent) / sizeof(filter_frequent[0]); i++)
                 filter_return(&f, filter_frequent[i], RET_ALLOW);
 
-        filter_socket(&f, families, cfg->decision_url[0] ? 3 : 1);
+        filter_socket(&f, families, role->connect ? 3 : 1);
         /* No memory both writable and executable, and no executable
          * memory made later (MemoryDenyWriteExecute=): mapping libraries
          * read-only and executable, as dlopen(3) does, stays possible. */
@@ -502,14 +513,15 @@ static int sandbox_seccomp(const struct hw_config *cfg, char *err, size_t errlen
 
 #else
 
-static int sandbox_seccomp(const struct hw_config *cfg, char *err, size_t errlen)
+static int sandbox_seccomp(const struct sandbox_role *role, char *err, size_t errlen)
 {
         return 1;
 }
 
 #endif
 
-int sandbox_apply(const struct hw_config *cfg, int spool_fd, char *err, size_t errlen)
+static int sandbox_apply_role(const struct hw_config *cfg, const struct sandbox_role *role, int spool_fd,
+                              char *err, size_t errlen)
 {
         int r;
 
@@ -519,15 +531,34 @@ int sandbox_apply(const struct hw_config *cfg, int spool_fd, char *err, size_t e
                 snprintf(err, errlen, "PR_SET_NO_NEW_PRIVS: %s", strerror(-r));
                 return r;
         }
-        r = sandbox_landlock(cfg, spool_fd, err, errlen);
+        r = sandbox_landlock(cfg, role, spool_fd, err, errlen);
         if (r < 0)
                 return r;
         if (r > 0)
                 log_msg(LOG_INFO, "no Landlock here (kernel or system call filter): the unit's settings are the file sandbox");
-        r = sandbox_seccomp(cfg, err, errlen);
+        r = sandbox_seccomp(role, err, errlen);
         if (r < 0)
                 return r;
         if (r > 0)
-                log_msg(LOG_INFO, "no system call filter of hw-receive's own (architecture, or seccomp(2) refused): the unit's filter applies");
+                log_msg(LOG_INFO, "no system call filter of %s's own (architecture, or seccomp(2) refused): the unit's filter applies",
+                        role->program);
         return 0;
+}
+
+int sandbox_apply(const struct hw_config *cfg, int spool_fd, char *err, size_t errlen)
+{
+        const struct sandbox_role session = {
+                .program = "hw-receive",
+                .connect = cfg->decision_url[0] != '\0',
+                .session_files = true,
+        };
+
+        return sandbox_apply_role(cfg, &session, spool_fd, err, errlen);
+}
+
+int sandbox_apply_delivery(const struct hw_config *cfg, int spool_fd, char *err, size_t errlen)
+{
+        const struct sandbox_role delivery = { .program = "hw-flush", .connect = true };
+
+        return sandbox_apply_role(cfg, &delivery, spool_fd, err, errlen);
 }

@@ -8,6 +8,7 @@
 #include <linux/filter.h>
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
+#include <mqueue.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -276,6 +278,31 @@ static int probe_realtime(void)
         return result(sched_setscheduler(0, SCHED_FIFO, &sp));
 }
 
+/* Objects that would outlive the session: SysV shared memory, a queue. */
+static int probe_ipc(void)
+{
+        int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+
+        if (id >= 0) {
+                shmctl(id, IPC_RMID, NULL);
+                return 0;
+        }
+        return errno;
+}
+
+static int probe_mqueue(void)
+{
+        struct mq_attr attr = { .mq_maxmsg = 1, .mq_msgsize = 8 };
+        mqd_t q = mq_open("/hw-sandbox-probe", O_CREAT | O_RDWR, 0600, &attr);
+
+        if (q != (mqd_t)-1) {
+                mq_close(q);
+                mq_unlink("/hw-sandbox-probe");
+                return 0;
+        }
+        return errno;
+}
+
 static int probe_suid(void)
 {
         char path[sizeof(spool) + 8];
@@ -345,6 +372,8 @@ START_TEST(system_calls)
         ck_assert_int_eq(sandboxed(false, probe_rlimit), EPERM);
         ck_assert_int_eq(sandboxed(false, probe_realtime), EPERM);
         ck_assert_int_eq(sandboxed(false, probe_suid), EPERM);
+        ck_assert_int_eq(sandboxed(false, probe_ipc), EPERM);
+        ck_assert_int_eq(sandboxed(false, probe_mqueue), EPERM);
         ck_assert_int_eq(sandboxed(false, probe_fork), 0);
         ck_assert_int_eq(sandboxed_as(false, true, probe_unshare), EPERM);
         if (landlock_abi() >= 6)
