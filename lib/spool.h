@@ -10,6 +10,10 @@
  *                                   made before this one
  *   deferred/ID.N.DUE            S4 N attempts failed; due again at DUE (Unix ms)
  *   dead/ID  and  dead/ID.reason S5 given up: the item and why
+ *   dead/NAME                    a stray: a file found in pending/ that is
+ *                                   not an item, moved out of the way
+ *   sources/SOURCE               locks that count each client's sessions
+ *                                   (receive/source_limit.c), not items
  *   flush.lock                   held by the running hw-flush
  *   tls-verdict                  a note: the last check of the STARTTLS
  *                                   certificate, for the files as they
@@ -20,18 +24,35 @@
  *                                   items and could not be moved, already
  *                                   reported (losing it repeats a report)
  *
- * Legal moves, each one rename(2) followed by an fsync of the target
- * directory:
- *   S1 -> S2   spool_commit   (data fsynced first; the 250 comes after)
- *   S1 -> gone spool_abort    (never acknowledged)
- *   S2 -> S3   spool_claim    (the rename is the lock: one claimer wins)
+ * Legal moves. Each is one rename(2), or one unlink(2) for "gone",
+ * followed by an fsync of the target directory unless spool_queue.c says
+ * why not (claim and done):
+ *   S1 -> S2   spool_commit    (data fsynced first; the 250 comes after)
+ *   S2 -> gone spool_commit    (the fsync of pending/ failed: the name may
+ *                               not survive a crash, so the commit is
+ *                               undone and the client told 451; see the
+ *                               race below)
+ *   S1 -> gone spool_abort     (never acknowledged)
+ *   S1 -> gone spool_clean_tmp (untouched for HW_TMP_STALE_SEC: the session
+ *                               that wrote it is gone; only the holder of
+ *                               the run lock sweeps)
+ *   S2 -> S3   spool_claim     (the rename is the lock: one claimer wins)
  *   S4 -> S3   spool_claim
- *   S3 -> gone spool_done     (webhook said 2xx)
+ *   S3 -> gone spool_done      (webhook said 2xx)
  *   S3 -> S4   spool_defer
- *   S3 -> S5   spool_bury     (reason written first; a reason without its
- *                              item is an orphan and is ignored)
- *   S3 -> S4   spool_recover  (left by a run that died; due at once)
+ *   S3 -> S5   spool_bury      (reason written first; a reason without its
+ *                               item is an orphan and is ignored)
+ *   S3 -> S4   spool_recover   (left by a run that died; due at once)
  *   S5 -> S2   spool_requeue
+ *   stray -> dead/NAME  spool_evict_strays (never replaces a file in dead/)
+ *
+ * The race of the undone commit: between its rename into pending/ and its
+ * unlink, a running hw-flush (hw-flush.path wakes it on the new name) may
+ * claim the item. The unlink then finds nothing (ENOENT, ignored) and the
+ * item is delivered although the client was told 451; the client sends the
+ * message again and the webhook gets it twice (under two queue ids), which
+ * at-least-once allows. Nothing the client was told is safe is ever
+ * removed. A claim after the unlink finds nothing and skips it.
  *
  * Deferred items live apart from pending/ so that the level-triggered
  * PathExistsGlob= of hw-flush.path never stays true because of mail
@@ -47,7 +68,7 @@
  *   remote-ip 192.0.2.1
  *   remote-port 51234
  *   helo mx.example.net
- *   tls TLS1.3/AES-256-GCM        ("-" without TLS)
+ *   tls TLS1.3 with AES-256-GCM   ("-" without TLS)
  *   sender alice@example.net      (empty value for <>)
  *   rcpt bob@example.com          (one line per recipient)
  *   <empty line>
@@ -80,11 +101,14 @@ enum spool_dir {
 
 /* System calls the spool makes that can fail with a full or broken disk.
  * Tests replace them to inject ENOSPC or EIO. Each returns 0 / -1+errno
- * (write: bytes written / -1+errno), like the calls they stand for. */
+ * (write: bytes written / -1+errno), like the calls they stand for. Every
+ * move of an item or a stray goes through renameat2 (flags 0 or
+ * RENAME_NOREPLACE). */
 struct spool_io {
         ssize_t (*write)(int fd, const void *buf, size_t len);
         int (*fsync)(int fd);
-        int (*renameat)(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+        int (*renameat2)(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+                         unsigned int flags);
 };
 extern const struct spool_io spool_io_system;
 

@@ -136,7 +136,7 @@ static int spool_fsync_dir(struct spool *s, enum spool_dir dir)
 
 static int spool_move(struct spool *s, const struct spool_entry *from, const struct spool_entry *to)
 {
-        if (s->io->renameat(s->dir_fd[from->dir], from->name, s->dir_fd[to->dir], to->name) < 0)
+        if (s->io->renameat2(s->dir_fd[from->dir], from->name, s->dir_fd[to->dir], to->name, 0) < 0)
                 return -errno;
         return 0;
 }
@@ -392,6 +392,7 @@ static int spool_clean_one(const struct spool_entry *e, void *userdata)
         return 0;
 }
 
+/* S1 -> gone, for items whose session died without spool_abort. */
 int spool_clean_tmp(struct spool *s, int64_t now_ms)
 {
         struct spool_clean_ctx ctx = {
@@ -439,8 +440,9 @@ int spool_evict_strays(struct spool *s, void (*report)(void *userdata, const cha
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
                     spool_entry_parse(SPOOL_PENDING, de->d_name, &e) == 0)
                         continue;
-                if (renameat2(s->dir_fd[SPOOL_PENDING], de->d_name, s->dir_fd[SPOOL_DEAD],
-                              de->d_name, RENAME_NOREPLACE) < 0) {
+                /* stray -> dead/NAME */
+                if (s->io->renameat2(s->dir_fd[SPOOL_PENDING], de->d_name, s->dir_fd[SPOOL_DEAD],
+                                     de->d_name, RENAME_NOREPLACE) < 0) {
                         report(userdata, de->d_name, -errno);
                         continue;
                 }

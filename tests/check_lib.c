@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -329,7 +330,7 @@ START_TEST(test_envelope_recipient_limit)
 END_TEST
 
 /* Fault injection: the failing call and the errno it reports. */
-static enum { FAIL_NONE, FAIL_WRITE, FAIL_FSYNC, FAIL_RENAME } fail_at;
+static enum { FAIL_NONE, FAIL_WRITE, FAIL_FSYNC, FAIL_DIR_FSYNC, FAIL_RENAME } fail_at;
 static int fail_errno;
 static int fsync_calls;
 
@@ -344,24 +345,27 @@ static ssize_t faulty_write(int fd, const void *buf, size_t len)
 
 static int faulty_fsync(int fd)
 {
+        struct stat st;
+
         fsync_calls++;
-        if (fail_at == FAIL_FSYNC) {
+        if (fail_at == FAIL_FSYNC ||
+            (fail_at == FAIL_DIR_FSYNC && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))) {
                 errno = fail_errno;
                 return -1;
         }
         return fsync(fd);
 }
 
-static int faulty_renameat(int a, const char *b, int c, const char *d)
+static int faulty_renameat2(int a, const char *b, int c, const char *d, unsigned int flags)
 {
         if (fail_at == FAIL_RENAME) {
                 errno = fail_errno;
                 return -1;
         }
-        return renameat(a, b, c, d);
+        return renameat2(a, b, c, d, flags);
 }
 
-static const struct spool_io faulty_io = { faulty_write, faulty_fsync, faulty_renameat };
+static const struct spool_io faulty_io = { faulty_write, faulty_fsync, faulty_renameat2 };
 
 START_TEST(test_spool_commit_fsyncs)
 {
@@ -443,6 +447,8 @@ START_TEST(test_session_disk_faults)
                 { FAIL_WRITE, ENOSPC, "452 4.3.1 Insufficient system storage" },
                 { FAIL_FSYNC, EIO, "451 4.3.0 Local error in processing" },
                 { FAIL_FSYNC, ENOSPC, "452 4.3.1 Insufficient system storage" },
+                /* The name is in pending/ but not on disk: the commit is undone. */
+                { FAIL_DIR_FSYNC, EIO, "451 4.3.0 Local error in processing" },
                 { FAIL_RENAME, EIO, "451 4.3.0 Local error in processing" },
         };
 
@@ -460,10 +466,11 @@ START_TEST(test_session_disk_faults)
 END_TEST
 
 static int strays_reported;
+static int stray_error;               /* the error each report must carry */
 
 static void count_stray(void *userdata, const char *name, int error)
 {
-        ck_assert_int_eq(error, 0);
+        ck_assert_int_eq(error, stray_error);
         strays_reported++;
 }
 
@@ -487,6 +494,21 @@ START_TEST(test_spool_evict_strays)
                 fputs("operator's file\n", f);
                 fclose(f);
         }
+        /* Through the fault seam: a stray that cannot be moved is reported
+         * with its error and stays where it is. */
+        s.io = &faulty_io;
+        fail_at = FAIL_RENAME;
+        fail_errno = EACCES;
+        stray_error = -EACCES;
+        strays_reported = 0;
+        ck_assert_int_eq(spool_evict_strays(&s, count_stray, NULL), 0);
+        ck_assert_int_eq(strays_reported, 2);
+        ck_assert_int_eq(count_entries("pending"), 2);   /* the item and README */
+        snprintf(path, sizeof(path), "%s/pending/.note.swp", spool_root);
+        ck_assert_int_eq(access(path, F_OK), 0);
+        ck_assert_int_eq(count_entries("dead"), 0);
+        fail_at = FAIL_NONE;
+        stray_error = 0;
         strays_reported = 0;
         ck_assert_int_eq(spool_evict_strays(&s, count_stray, NULL), 2);
         ck_assert_int_eq(strays_reported, 2);
@@ -499,6 +521,37 @@ START_TEST(test_spool_evict_strays)
         ck_assert_int_eq(spool_evict_strays(&s, count_stray, NULL), 0);
         envelope_free(&env);
         free(item);
+        spool_teardown(&s);
+}
+END_TEST
+
+/* S1 -> gone for a tmp/ item its session left behind, not for one being
+ * written now. */
+START_TEST(test_spool_clean_tmp)
+{
+        struct spool s;
+        struct envelope env;
+        struct spool_item *item = malloc(sizeof(*item)), *live = malloc(sizeof(*live));
+        struct timespec old[2] = { { .tv_sec = 1000000 }, { .tv_sec = 1000000 } };
+        struct timespec now;
+        char path[256];
+
+        spool_setup(&s);
+        make_envelope(&env);
+        ck_assert_int_eq(spool_create(&s, &env, item), 0);
+        snprintf(path, sizeof(path), "%s/tmp/%s", spool_root, env.id);
+        ck_assert_int_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+        ck_assert_int_eq(spool_new_id(env.id), 0);
+        ck_assert_int_eq(spool_create(&s, &env, live), 0);
+        ck_assert_int_eq(clock_gettime(CLOCK_REALTIME, &now), 0);
+        ck_assert_int_eq(spool_clean_tmp(&s, (int64_t)now.tv_sec * 1000), 1);
+        ck_assert_int_eq(access(path, F_OK), -1);
+        ck_assert_int_eq(count_entries("tmp"), 1);
+        ck_assert_int_eq(spool_commit(live), 0);
+        close(item->fd);
+        envelope_free(&env);
+        free(item);
+        free(live);
         spool_teardown(&s);
 }
 END_TEST
@@ -568,6 +621,7 @@ static Suite *lib_suite(void)
         tcase_add_test(tc, test_spool_commit_fsyncs);
         tcase_add_test(tc, test_session_disk_faults);
         tcase_add_test(tc, test_spool_evict_strays);
+        tcase_add_test(tc, test_spool_clean_tmp);
         tcase_add_test(tc, test_journal_record);
         suite_add_tcase(s, tc);
         return s;
