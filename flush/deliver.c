@@ -301,12 +301,6 @@ unsigned deliver_active(const struct deliver *d)
         return d->active;
 }
 
-bool deliver_job_ok(const struct deliver_job *job)
-{
-        return job->curl_code == CURLE_OK && job->read_error == 0 &&
-               job->status >= 200 && job->status <= 299;
-}
-
 int deliver_start(struct deliver *d, struct deliver_job *job)
 {
         const struct deliver_target *t = job->target;

@@ -9,7 +9,8 @@
  *   processing/ID.N              S3 claimed by the running hw-flush; N attempts
  *                                   made before this one
  *   deferred/ID.N.DUE            S4 N attempts failed; due again at DUE (Unix ms)
- *   dead/ID  and  dead/ID.reason S5 given up: the item and why
+ *   dead/ID  and  dead/ID.reason S5 given up: the item and why (the reason's
+ *                                   format is at struct spool_reason)
  *   dead/NAME                    a stray: a file found in pending/ that is
  *                                   not an item, moved out of the way
  *   sources/SOURCE               locks that count each client's sessions
@@ -219,7 +220,31 @@ int spool_done(struct spool *s, const struct spool_entry *e);
  * processing/, from where a later run recovers it. Either way nothing is
  * lost and the caller need not know which. */
 int spool_defer(struct spool *s, const struct spool_entry *e, unsigned attempts, int64_t due_ms);
-int spool_bury(struct spool *s, const struct spool_entry *e, const char *reason_text);
+/* Why an item is in dead/. dead/ID.reason holds one "key: value" line per
+ * field, in this order; a value never holds CR or LF (each becomes '?'):
+ *
+ *   status: 406                          last HTTP status; "none" without one
+ *   error: HTTP 406                      the last failure in words
+ *   attempts: 1                          attempts made
+ *   first-attempt: 2026-12-02T08:00:00.000Z   UTC; "unknown" when not known
+ *   last-attempt: 2026-12-02T08:00:00.250Z
+ *   url: https://hooks.example/in        the webhook, without user information
+ *   location: https://elsewhere.example/ only after a 3xx, which is never followed
+ *
+ * Operators read it with cat; hw-flush --status prints it as it is. */
+#define SPOOL_REASON_MAX (HW_URL_MAX + 2048)
+struct spool_reason {
+        long status;                       /* 0: no response */
+        const char *error;
+        unsigned attempts;
+        int64_t first_ms;                  /* Unix ms; <= 0: unknown */
+        int64_t last_ms;
+        const char *url;
+        const char *location;              /* NULL or "": no line */
+};
+/* The reason file's text, truncated to len (NUL-terminated). */
+void spool_reason_format(const struct spool_reason *why, char *buf, size_t len);
+int spool_bury(struct spool *s, const struct spool_entry *e, const struct spool_reason *why);
 int spool_recover(struct spool *s, int64_t now_ms);
 int spool_requeue(struct spool *s, const char *id);
 int spool_clean_tmp(struct spool *s, int64_t now_ms);

@@ -251,18 +251,79 @@ static int spool_write_file(struct spool *s, int dirfd, const char *name, const 
         return r;
 }
 
+static void spool_reason_time(int64_t ms, char *buf, size_t len)
+{
+        time_t sec = (time_t)(ms / 1000);
+        struct tm tm;
+
+        if (ms <= 0 || !gmtime_r(&sec, &tm)) {
+                snprintf(buf, len, "unknown");
+                return;
+        }
+        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/* One "key: value" line; a value cannot break the format. */
+static size_t spool_reason_put(char *buf, size_t len, size_t at, const char *key, const char *value)
+{
+        size_t vlen = strlen(value);
+        int n;
+
+        if (at + 1 >= len)
+                return at;
+        n = snprintf(buf + at, len - at, "%s: ", key);
+        if (n < 0 || (size_t)n >= len - at)
+                return len - 1;
+        at += (size_t)n;
+        n = snprintf(buf + at, len - at, "%s\n", value);
+        if (n < 0 || (size_t)n >= len - at)
+                n = (int)(len - at - 1);
+        for (size_t i = at; i < at + (size_t)n && i < at + vlen; i++)
+                if (buf[i] == '\r' || buf[i] == '\n')
+                        buf[i] = '?';
+        return at + (size_t)n;
+}
+
+void spool_reason_format(const struct spool_reason *why, char *buf, size_t len)
+{
+        char status[24], attempts[16], first[80], last[80];
+        size_t at = 0;
+
+        if (len == 0)
+                return;
+        buf[0] = '\0';
+        if (why->status > 0)
+                snprintf(status, sizeof(status), "%ld", why->status);
+        else
+                snprintf(status, sizeof(status), "none");
+        snprintf(attempts, sizeof(attempts), "%u", why->attempts);
+        spool_reason_time(why->first_ms, first, sizeof(first));
+        spool_reason_time(why->last_ms, last, sizeof(last));
+        at = spool_reason_put(buf, len, at, "status", status);
+        at = spool_reason_put(buf, len, at, "error", why->error ? why->error : "");
+        at = spool_reason_put(buf, len, at, "attempts", attempts);
+        at = spool_reason_put(buf, len, at, "first-attempt", first);
+        at = spool_reason_put(buf, len, at, "last-attempt", last);
+        at = spool_reason_put(buf, len, at, "url", why->url ? why->url : "-");
+        if (why->location && why->location[0])
+                spool_reason_put(buf, len, at, "location", why->location);
+}
+
 /* S3 -> S5: the reason first, so a dead item always has its reason; a
  * reason left without its item by a crash is an orphan and is ignored. */
-int spool_bury(struct spool *s, const struct spool_entry *e, const char *reason_text)
+int spool_bury(struct spool *s, const struct spool_entry *e, const struct spool_reason *why)
 {
         char reason_name[HW_QID_LEN + sizeof(SPOOL_REASON_SUFFIX)];
+        char text[SPOOL_REASON_MAX];
         struct spool_entry to;
         int r;
 
         if (e->dir != SPOOL_PROCESSING)
                 return -EINVAL;
+        spool_reason_format(why, text, sizeof(text));
         snprintf(reason_name, sizeof(reason_name), "%s" SPOOL_REASON_SUFFIX, e->id);
-        r = spool_write_file(s, s->dir_fd[SPOOL_DEAD], reason_name, reason_text);
+        r = spool_write_file(s, s->dir_fd[SPOOL_DEAD], reason_name, text);
         if (r < 0)
                 return r;
         r = spool_entry_make(SPOOL_DEAD, e->id, 0, 0, &to);
