@@ -135,7 +135,7 @@ static void runner_bury(struct runner *r, struct runner_job *job, const struct o
                 .status = job->dj.status,
                 .error = o->what,
                 .attempts = o->attempts,
-                .first_ms = spool_id_time_ms(job->entry.id),
+                .first_ms = job->entry.first_ms,
                 .last_ms = runner_now_ms(),
                 .url = job->dj.target ? job->dj.target->url : "-",
                 .location = job->dj.location,
@@ -227,7 +227,7 @@ static void runner_start(struct runner *r, struct runner_job *job, const struct 
 
         memset(&job->dj, 0, sizeof(job->dj));
         job->fd = -1;
-        err = spool_claim(&r->spool, e, &job->entry, &job->fd);
+        err = spool_claim(&r->spool, e, runner_now_ms(), &job->entry, &job->fd);
         if (err == 0 || err == -ENOENT)
                 r->claims++;
         if (err == -ENOENT)
@@ -451,7 +451,8 @@ static int runner_hold(struct runner *r)
                 struct spool_entry claimed;
                 int fd;
 
-                e = spool_claim(&r->spool, &r->batch[i], &claimed, &fd);
+                /* No attempt: nothing recorded as a first one. */
+                e = spool_claim(&r->spool, &r->batch[i], 0, &claimed, &fd);
                 if (e == -ENOENT)
                         continue;
                 if (e < 0)

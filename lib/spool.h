@@ -6,9 +6,12 @@
  *   tmp/ID                       S1 being received (not yet acknowledged)
  *   pending/ID                   S2 committed, never attempted (or requeued);
  *                                   hw-flush.path watches this directory
- *   processing/ID.N              S3 claimed by the running hw-flush; N attempts
- *                                   made before this one
- *   deferred/ID.N.DUE            S4 N attempts failed; due again at DUE (Unix ms)
+ *   processing/ID.N.FIRST        S3 claimed by the running hw-flush; N attempts
+ *                                   made before this one, the first of them
+ *                                   (or this one) started at FIRST (Unix ms)
+ *   deferred/ID.N.DUE.FIRST      S4 N attempts failed; due again at DUE (Unix
+ *                                   ms); the first started at FIRST
+ *   deferred/ID.0.DUE            S4 held without an attempt (no WEBHOOK_URL)
  *   dead/ID  and  dead/ID.reason S5 given up: the item and why (the reason's
  *                                   format is at struct spool_reason)
  *   dead/NAME                    a stray: a file found in pending/ that is
@@ -24,6 +27,12 @@
  *   strays                       a note: the names in pending/ that are not
  *                                   items and could not be moved, already
  *                                   reported (losing it repeats a report)
+ *
+ * FIRST is what a dead letter reports as its first attempt. Names without
+ * it (processing/ID.N, deferred/ID.N.DUE) are items never attempted, or
+ * items from a version that did not record it, which are read as before:
+ * their first attempt is unknown (first_ms 0) and their dead letter says
+ * so. A requeued item starts anew, without FIRST.
  *
  * Legal moves. Each is one rename(2), or one unlink(2) for "gone",
  * followed by an fsync of the target directory unless spool_queue.c says
@@ -201,7 +210,8 @@ struct spool_entry {
         enum spool_dir dir;
         unsigned attempts;                 /* attempts already made */
         int64_t due_ms;                    /* deferred: when due; else 0 */
-        char name[HW_QID_LEN + 48];        /* the file name in dir */
+        int64_t first_ms;                  /* when the first attempt started; 0: none or unknown */
+        char name[HW_QID_LEN + 64];        /* the file name in dir */
 };
 
 /* Parses a file name of dir into e; -EINVAL for names that are not items. */
@@ -211,14 +221,18 @@ int spool_entry_parse(enum spool_dir dir, const char *name, struct spool_entry *
 int spool_scan(struct spool *s, enum spool_dir dir,
                int (*fn)(const struct spool_entry *e, void *userdata), void *userdata);
 
-/* S2/S4 -> S3. -ENOENT when another runner claimed it first. On success
- * *claimed describes the item in processing/ and *fd is open on it. */
-int spool_claim(struct spool *s, const struct spool_entry *e, struct spool_entry *claimed, int *fd);
+/* S2/S4 -> S3 for an attempt that starts at attempt_ms (0 for a move that
+ * makes none): an item never attempted records it as its first attempt.
+ * -ENOENT when another runner claimed it first. On success *claimed
+ * describes the item in processing/ and *fd is open on it. */
+int spool_claim(struct spool *s, const struct spool_entry *e, int64_t attempt_ms,
+                struct spool_entry *claimed, int *fd);
 int spool_done(struct spool *s, const struct spool_entry *e);
 /* An error may also come after the rename, from the fsync of the target
  * directory: then the item has moved, but a crash may put it back in
  * processing/, from where a later run recovers it. Either way nothing is
  * lost and the caller need not know which. */
+/* The item keeps its first attempt's time (e->first_ms). */
 int spool_defer(struct spool *s, const struct spool_entry *e, unsigned attempts, int64_t due_ms);
 /* Why an item is in dead/. dead/ID.reason holds one "key: value" line per
  * field, in this order; a value never holds CR or LF (each becomes '?'):

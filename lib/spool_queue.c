@@ -62,11 +62,21 @@ static int spool_parse_number(const char *s, const char **endp, uint64_t *out)
         return 0;
 }
 
+/* ".FIRST" at the end of a name, absent in names written before it was
+ * recorded. */
+static int spool_parse_first(const char **p, uint64_t *first)
+{
+        if (**p != '.')
+                return 0;
+        (*p)++;
+        return spool_parse_number(*p, p, first);
+}
+
 int spool_entry_parse(enum spool_dir dir, const char *name, struct spool_entry *e)
 {
         size_t len = strlen(name);
         const char *p;
-        uint64_t attempts = 0, due = 0;
+        uint64_t attempts = 0, due = 0, first = 0;
 
         if (len < HW_QID_LEN || len >= sizeof(e->name) || !spool_id_valid(name, HW_QID_LEN))
                 return -EINVAL;
@@ -81,18 +91,20 @@ int spool_entry_parse(enum spool_dir dir, const char *name, struct spool_entry *
                         return -EINVAL;
                 break;
         case SPOOL_PROCESSING:
-                if (*p++ != '.' || spool_parse_number(p, &p, &attempts) < 0 || *p != '\0')
+                if (*p++ != '.' || spool_parse_number(p, &p, &attempts) < 0 ||
+                    spool_parse_first(&p, &first) < 0 || *p != '\0')
                         return -EINVAL;
                 break;
         case SPOOL_DEFERRED:
                 if (*p++ != '.' || spool_parse_number(p, &p, &attempts) < 0 || *p++ != '.' ||
-                    spool_parse_number(p, &p, &due) < 0 || *p != '\0')
+                    spool_parse_number(p, &p, &due) < 0 || spool_parse_first(&p, &first) < 0 ||
+                    *p != '\0')
                         return -EINVAL;
                 break;
         default:
                 return -EINVAL;
         }
-        if (attempts > UINT32_MAX || due > INT64_MAX)
+        if (attempts > UINT32_MAX || due > INT64_MAX || first > INT64_MAX)
                 return -EINVAL;
 
         memcpy(e->id, name, HW_QID_LEN);
@@ -100,13 +112,16 @@ int spool_entry_parse(enum spool_dir dir, const char *name, struct spool_entry *
         e->dir = dir;
         e->attempts = (unsigned)attempts;
         e->due_ms = (int64_t)due;
+        e->first_ms = (int64_t)first;
         memcpy(e->name, name, len + 1);
         return 0;
 }
 
+/* The name of an item in dir; first_ms is written only when known. */
 static int spool_entry_make(enum spool_dir dir, const char *id, unsigned attempts,
-                            int64_t due_ms, struct spool_entry *e)
+                            int64_t due_ms, int64_t first_ms, struct spool_entry *e)
 {
+        char first[24] = "";
         int n;
 
         memcpy(e->id, id, HW_QID_LEN);
@@ -114,13 +129,18 @@ static int spool_entry_make(enum spool_dir dir, const char *id, unsigned attempt
         e->dir = dir;
         e->attempts = attempts;
         e->due_ms = dir == SPOOL_DEFERRED ? due_ms : 0;
+        e->first_ms = 0;
+        if ((dir == SPOOL_PROCESSING || dir == SPOOL_DEFERRED) && first_ms > 0) {
+                e->first_ms = first_ms;
+                snprintf(first, sizeof(first), ".%" PRId64, first_ms);
+        }
         switch (dir) {
         case SPOOL_PROCESSING:
-                n = snprintf(e->name, sizeof(e->name), "%s.%u", e->id, attempts);
+                n = snprintf(e->name, sizeof(e->name), "%s.%u%s", e->id, attempts, first);
                 break;
         case SPOOL_DEFERRED:
-                n = snprintf(e->name, sizeof(e->name), "%s.%u.%" PRId64, e->id, attempts,
-                             due_ms < 0 ? 0 : due_ms);
+                n = snprintf(e->name, sizeof(e->name), "%s.%u.%" PRId64 "%s", e->id, attempts,
+                             due_ms < 0 ? 0 : due_ms, first);
                 break;
         default:
                 n = snprintf(e->name, sizeof(e->name), "%s", e->id);
@@ -188,13 +208,19 @@ int spool_scan(struct spool *s, enum spool_dir dir,
 }
 
 /* S2 -> S3, S4 -> S3 */
-int spool_claim(struct spool *s, const struct spool_entry *e, struct spool_entry *claimed, int *fd)
+int spool_claim(struct spool *s, const struct spool_entry *e, int64_t attempt_ms,
+                struct spool_entry *claimed, int *fd)
 {
+        int64_t first = e->first_ms;
         int r;
 
         if (e->dir != SPOOL_PENDING && e->dir != SPOOL_DEFERRED)
                 return -EINVAL;
-        r = spool_entry_make(SPOOL_PROCESSING, e->id, e->attempts, 0, claimed);
+        /* An item tried before its first attempt was recorded keeps it
+         * unknown rather than take this one's time. */
+        if (first <= 0 && e->attempts == 0)
+                first = attempt_ms;
+        r = spool_entry_make(SPOOL_PROCESSING, e->id, e->attempts, 0, first, claimed);
         if (r < 0)
                 return r;
         r = spool_move(s, e, claimed);
@@ -224,7 +250,7 @@ int spool_defer(struct spool *s, const struct spool_entry *e, unsigned attempts,
 
         if (e->dir != SPOOL_PROCESSING)
                 return -EINVAL;
-        r = spool_entry_make(SPOOL_DEFERRED, e->id, attempts, due_ms, &to);
+        r = spool_entry_make(SPOOL_DEFERRED, e->id, attempts, due_ms, e->first_ms, &to);
         if (r < 0)
                 return r;
         r = spool_move(s, e, &to);
@@ -326,7 +352,7 @@ int spool_bury(struct spool *s, const struct spool_entry *e, const struct spool_
         r = spool_write_file(s, s->dir_fd[SPOOL_DEAD], reason_name, text);
         if (r < 0)
                 return r;
-        r = spool_entry_make(SPOOL_DEAD, e->id, 0, 0, &to);
+        r = spool_entry_make(SPOOL_DEAD, e->id, 0, 0, 0, &to);
         if (r < 0)
                 return r;
         r = spool_move(s, e, &to);
@@ -350,7 +376,7 @@ static int spool_recover_one(const struct spool_entry *e, void *userdata)
 
         /* The attempt that was running when the run died is not counted:
          * nobody knows whether it reached the webhook. */
-        r = spool_entry_make(SPOOL_DEFERRED, e->id, e->attempts, ctx->now_ms, &to);
+        r = spool_entry_make(SPOOL_DEFERRED, e->id, e->attempts, ctx->now_ms, e->first_ms, &to);
         if (r == 0)
                 r = spool_move(ctx->spool, e, &to);
         if (r < 0 && r != -ENOENT && ctx->error == 0)
@@ -388,8 +414,8 @@ int spool_requeue(struct spool *s, const char *id)
 
         if (!spool_id_valid(id, strlen(id)))
                 return -EINVAL;
-        if (spool_entry_make(SPOOL_DEAD, id, 0, 0, &from) < 0 ||
-            spool_entry_make(SPOOL_PENDING, id, 0, 0, &to) < 0)
+        if (spool_entry_make(SPOOL_DEAD, id, 0, 0, 0, &from) < 0 ||
+            spool_entry_make(SPOOL_PENDING, id, 0, 0, 0, &to) < 0)
                 return -EINVAL;
         r = spool_move(s, &from, &to);
         if (r < 0)

@@ -29,6 +29,20 @@ START_TEST(test_entry_parse)
         ck_assert_int_eq(e.due_ms, 1763729999000LL);
         ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2", &e), 0);
         ck_assert_uint_eq(e.attempts, 2);
+        ck_assert_int_eq(e.first_ms, 0);
+        ck_assert_int_eq(e.first_ms, 0);                   /* written before FIRST was */
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.1763729999000.1763729000500", &e), 0);
+        ck_assert_uint_eq(e.attempts, 3);
+        ck_assert_int_eq(e.due_ms, 1763729999000LL);
+        ck_assert_int_eq(e.first_ms, 1763729000500LL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2.1763729000500", &e), 0);
+        ck_assert_uint_eq(e.attempts, 2);
+        ck_assert_int_eq(e.first_ms, 1763729000500LL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2.", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2.5.6", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.1.2.3", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.1.x", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID ".5", &e), -EINVAL);
         ck_assert_int_eq(spool_entry_parse(SPOOL_DEAD, ID ".reason", &e), -EINVAL);
         ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID ".1", &e), -EINVAL);
         ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1", &e), -EINVAL);
@@ -68,25 +82,36 @@ START_TEST(test_moves)
         close(fd);
 
         ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID, &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, &claimed, &fd), 0);
+        /* A move that makes no attempt records none. */
+        ck_assert_int_eq(spool_claim(&s, &e, 0, &claimed, &fd), 0);
         ck_assert_str_eq(claimed.name, ID ".0");
+        close(fd);
+        ck_assert_int_eq(spool_defer(&s, &claimed, 0, 3000), 0);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".0.3000", &e), 0);
+
+        /* The first attempt's time goes into the name at its claim. */
+        ck_assert_int_eq(spool_claim(&s, &e, 4000, &claimed, &fd), 0);
+        ck_assert_str_eq(claimed.name, ID ".0.4000");
+        ck_assert_int_eq(claimed.first_ms, 4000);
         /* The rename is the lock: a second claim of the same entry loses. */
-        ck_assert_int_eq(spool_claim(&s, &e, &again, &fd2), -ENOENT);
+        ck_assert_int_eq(spool_claim(&s, &e, 4000, &again, &fd2), -ENOENT);
         close(fd);
 
         ck_assert_int_eq(spool_defer(&s, &claimed, 1, 5000), 0);
         ck_assert_uint_eq(count(&s, SPOOL_DEFERRED), 1);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.5000", &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, &claimed, &fd), 0);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.5000.4000", &e), 0);
+        /* Later attempts keep the first one's time. */
+        ck_assert_int_eq(spool_claim(&s, &e, 6000, &claimed, &fd), 0);
         close(fd);
-        ck_assert_str_eq(claimed.name, ID ".1");
+        ck_assert_str_eq(claimed.name, ID ".1.4000");
 
-        /* A run that died: recover puts it back, due at once. */
+        /* A run that died: recover puts it back, due at once, FIRST kept. */
         ck_assert_int_eq(spool_recover(&s, 7000), 1);
         ck_assert_uint_eq(count(&s, SPOOL_PROCESSING), 0);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.7000", &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, &claimed, &fd), 0);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.7000.4000", &e), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, 8000, &claimed, &fd), 0);
         close(fd);
+        ck_assert_int_eq(claimed.first_ms, 4000);
 
         ck_assert_int_eq(spool_bury(&s, &claimed, &(struct spool_reason){
                 .status = 406, .error = "HTTP 406", .attempts = 2, .first_ms = 1763729000123,
@@ -103,17 +128,53 @@ START_TEST(test_moves)
         ck_assert_int_eq(spool_requeue(&s, ID), -ENOENT);
         ck_assert_int_eq(spool_requeue(&s, "../x"), -EINVAL);
 
+        /* A requeued item starts anew: its next claim is a first attempt. */
         ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID, &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, &claimed, &fd), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, 9000, &claimed, &fd), 0);
         close(fd);
+        ck_assert_str_eq(claimed.name, ID ".0.9000");
         ck_assert_int_eq(spool_done(&s, &claimed), 0);
         ck_assert_uint_eq(count(&s, SPOOL_PROCESSING), 0);
+
+        /* An item from a spool written before FIRST was recorded: read,
+         * claimed and deferred with its first attempt left unknown. */
+        snprintf(path, sizeof(path), "%s/deferred/" ID ".2.1000", root);
+        fd = open(path, O_WRONLY | O_CREAT, 0600);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".2.1000", &e), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, 9000, &claimed, &fd), 0);
+        close(fd);
+        ck_assert_str_eq(claimed.name, ID ".2");
+        ck_assert_int_eq(claimed.first_ms, 0);
+        ck_assert_int_eq(spool_defer(&s, &claimed, 3, 10000), 0);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.10000", &e), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, 11000, &claimed, &fd), 0);
+        close(fd);
+        ck_assert_int_eq(spool_done(&s, &claimed), 0);
 
         lock = spool_lock(&s, false);
         ck_assert_int_ge(lock, 0);
         /* flock locks belong to the open file: a second open is refused. */
         ck_assert_int_eq(spool_lock(&s, false), -EBUSY);
         close(lock);
+        /* An item from a spool written before FIRST was recorded: read,
+         * claimed and deferred with its first attempt left unknown. */
+        snprintf(path, sizeof(path), "%s/deferred/" ID ".2.1000", root);
+        fd = open(path, O_WRONLY | O_CREAT, 0600);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".2.1000", &e), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, 9000, &claimed, &fd), 0);
+        close(fd);
+        ck_assert_str_eq(claimed.name, ID ".2");
+        ck_assert_int_eq(claimed.first_ms, 0);
+        ck_assert_int_eq(spool_defer(&s, &claimed, 3, 10000), 0);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.10000", &e), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, 11000, &claimed, &fd), 0);
+        close(fd);
+        ck_assert_int_eq(spool_done(&s, &claimed), 0);
+
         lock = spool_lock(&s, false);
         ck_assert_int_ge(lock, 0);
         close(lock);
