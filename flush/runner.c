@@ -63,45 +63,34 @@ static int64_t runner_now_ms(void)
 static void runner_log(struct runner *r, int prio, const struct runner_job *job,
                        const char *outcome, unsigned attempt, const char *what, int64_t due_ms)
 {
-        char f_id[64], f_outcome[32], f_status[48], f_attempt[32], f_url[HW_URL_MAX + 16];
-        char f_error[OUTCOME_WHAT_MAX + 16], f_due[48], msg[HW_URL_MAX + OUTCOME_WHAT_MAX + 200];
-        const char *fields[8];
-        size_t n = 0;
         const char *url = job->dj.target ? job->dj.target->url : "-";
+        const char *id = job->entry.id;
+        struct log_fields f;
 
-        snprintf(f_id, sizeof(f_id), "HW_QUEUE_ID=%s", job->entry.id);
-        fields[n++] = f_id;
-        snprintf(f_outcome, sizeof(f_outcome), "HW_OUTCOME=%s", outcome);
-        fields[n++] = f_outcome;
-        snprintf(f_attempt, sizeof(f_attempt), "HW_ATTEMPT=%u", attempt);
-        fields[n++] = f_attempt;
-        if (job->dj.status > 0) {
-                snprintf(f_status, sizeof(f_status), "HW_HTTP_STATUS=%ld", job->dj.status);
-                fields[n++] = f_status;
-        }
-        snprintf(f_url, sizeof(f_url), "HW_WEBHOOK=%s", url);
-        fields[n++] = f_url;
-        if (what[0]) {
-                snprintf(f_error, sizeof(f_error), "HW_ERROR=%s", what);
-                fields[n++] = f_error;
-        }
-        if (due_ms > 0) {
-                snprintf(f_due, sizeof(f_due), "HW_NEXT_ATTEMPT_MS=%" PRId64, due_ms);
-                fields[n++] = f_due;
-        }
-        fields[n] = NULL;
+        log_fields_init(&f);
+        log_field(&f, "HW_QUEUE_ID", "%s", id);
+        log_field(&f, "HW_OUTCOME", "%s", outcome);
+        log_field(&f, "HW_ATTEMPT", "%u", attempt);
+        if (job->dj.status > 0)
+                log_field(&f, "HW_HTTP_STATUS", "%ld", job->dj.status);
+        log_field(&f, "HW_WEBHOOK", "%s", url);
+        if (what[0])
+                log_field(&f, "HW_ERROR", "%s", what);
+        if (due_ms > 0)
+                log_field(&f, "HW_NEXT_ATTEMPT_MS", "%" PRId64, due_ms);
 
         if (due_ms > 0)
-                snprintf(msg, sizeof(msg), "%s %s (attempt %u, %s), next attempt in %" PRId64 " s",
-                         job->entry.id, outcome, attempt, what, (due_ms - runner_now_ms() + 999) / 1000);
+                log_fields_send(prio, &f, "%s %s (attempt %u, %s), next attempt in %" PRId64 " s", id,
+                                outcome, attempt, what, (due_ms - runner_now_ms() + 999) / 1000);
         else if (what[0])
-                snprintf(msg, sizeof(msg), "%s %s (attempt %u, %s)", job->entry.id, outcome, attempt, what);
+                log_fields_send(prio, &f, "%s %s (attempt %u, %s)", id, outcome, attempt, what);
         else
-                snprintf(msg, sizeof(msg), "%s %s to %s (attempt %u, HTTP %ld)", job->entry.id,
-                         outcome, url, attempt, job->dj.status);
-        log_record(prio, msg, fields);
+                log_fields_send(prio, &f, "%s %s to %s (attempt %u, HTTP %ld)", id, outcome, url,
+                                attempt, job->dj.status);
 }
 
+/* The --now progress line, for a terminal only (opt->progress), redrawn
+ * in place: a display, not a diagnostic, so not the log's. */
 static void runner_progress(struct runner *r, bool final)
 {
         const struct runner_stats *s = r->stats;

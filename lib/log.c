@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 
-#define LOG_FIELDS_MAX 32
 #define LOG_LINE_MAX 2048
 
 static const char *log_program = "hw-webhook";
@@ -65,7 +64,7 @@ void log_msg(int priority, const char *fmt, ...)
 
 static bool log_record_journal(int priority, const char *message, const char *const *fields)
 {
-        char msg[LOG_LINE_MAX], prio[16], ident[64];
+        char msg[sizeof("MESSAGE=") + LOG_LINE_MAX], prio[16], ident[64];
         struct iovec iov[LOG_FIELDS_MAX + 3];
         size_t n = 0;
 
@@ -80,7 +79,7 @@ static bool log_record_journal(int priority, const char *message, const char *co
         return journal_send(iov, n) == 0;
 }
 
-void log_record(int priority, const char *message, const char *const *fields)
+static void log_record(int priority, const char *message, const char *const *fields)
 {
         char line[LOG_LINE_MAX];
         size_t len;
@@ -94,5 +93,43 @@ void log_record(int priority, const char *message, const char *const *fields)
         for (size_t i = 0; fields && fields[i] && len < sizeof(line); i++)
                 len += (size_t)snprintf(line + len, sizeof(line) - len, " %s", fields[i]);
         log_line(priority, line);
+        errno = saved;
+}
+
+void log_fields_init(struct log_fields *f)
+{
+        f->n = 0;
+        f->used = 0;
+        f->field[0] = NULL;
+}
+
+void log_field(struct log_fields *f, const char *name, const char *fmt, ...)
+{
+        size_t room = sizeof(f->buf) - f->used;
+        char *at = f->buf + f->used;
+        va_list ap;
+        int n;
+
+        if (f->n == LOG_FIELDS_MAX || room < strlen(name) + 2)
+                return;
+        n = snprintf(at, room, "%s=", name);
+        va_start(ap, fmt);
+        vsnprintf(at + n, room - (size_t)n, fmt, ap);
+        va_end(ap);
+        f->used += strlen(at) + 1;
+        f->field[f->n++] = at;
+        f->field[f->n] = NULL;
+}
+
+void log_fields_send(int priority, const struct log_fields *f, const char *fmt, ...)
+{
+        char message[LOG_LINE_MAX];
+        int saved = errno;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(message, sizeof(message), fmt, ap);
+        va_end(ap);
+        log_record(priority, message, f->field);
         errno = saved;
 }

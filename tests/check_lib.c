@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "journal.h"
+#include "log.h"
 #include "smtp.h"
 #include "spool.h"
 
@@ -557,6 +558,71 @@ START_TEST(test_spool_clean_tmp)
 END_TEST
 
 
+/* Reads what this process wrote to stderr into file since offset 0. */
+static void log_read_back(FILE *f, char *buf, size_t len)
+{
+        size_t n;
+
+        fflush(stderr);
+        rewind(f);
+        n = fread(buf, 1, len - 1, f);
+        buf[n] = '\0';
+        ck_assert_int_eq(ftruncate(fileno(f), 0), 0);
+        rewind(f);
+}
+
+/* Structured records and plain messages: the stderr line outside the
+ * journal, the priority prefix under it, and the bounds of a record. */
+START_TEST(test_log_fields)
+{
+        static char big[LOG_RECORD_MAX * 2];
+        char got[LOG_RECORD_MAX * 2], stream[64];
+        struct log_fields f;
+        struct stat st;
+        FILE *out = tmpfile();
+
+        ck_assert_ptr_nonnull(out);
+        ck_assert_int_eq(dup2(fileno(out), 2), 2);
+        unsetenv("JOURNAL_STREAM");
+        log_init("hw-test");
+
+        log_fields_init(&f);
+        log_field(&f, "HW_QUEUE_ID", "%s", "1763729000123456-8f3a0c1b2e4d5a6f");
+        log_field(&f, "HW_ATTEMPT", "%u", 3u);
+        log_fields_send(LOG_NOTICE, &f, "%s %s", "item", "deferred");
+        log_read_back(out, got, sizeof(got));
+        ck_assert_str_eq(got, "hw-test: item deferred HW_QUEUE_ID=1763729000123456-8f3a0c1b2e4d5a6f "
+                         "HW_ATTEMPT=3\n");
+
+        /* Too many fields, too long a value: cut, never overrun. */
+        log_fields_init(&f);
+        for (int i = 0; i < LOG_FIELDS_MAX + 8; i++)
+                log_field(&f, "HW_N", "%d", i);
+        ck_assert_uint_eq(f.n, LOG_FIELDS_MAX);
+        ck_assert_ptr_null(f.field[LOG_FIELDS_MAX]);
+        log_fields_init(&f);
+        memset(big, 'x', sizeof(big) - 1);
+        log_field(&f, "HW_BIG", "%s", big);
+        log_field(&f, "HW_AFTER", "%s", "y");
+        ck_assert_uint_eq(f.n, 1);
+        ck_assert_uint_eq(strlen(f.field[0]), LOG_RECORD_MAX - 1);
+        ck_assert_uint_le(f.used, sizeof(f.buf));
+
+        /* Under journald (JOURNAL_STREAM names stderr) a plain message
+         * carries its priority. */
+        ck_assert_int_eq(fstat(2, &st), 0);
+        snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        setenv("JOURNAL_STREAM", stream, 1);
+        log_init("hw-test");
+        log_msg(LOG_ERR, "configuration: %s", "bad");
+        log_read_back(out, got, sizeof(got));
+        ck_assert_str_eq(got, "<3>configuration: bad\n");
+        unsetenv("JOURNAL_STREAM");
+        fclose(out);
+}
+END_TEST
+
 /* A native journal record, read back from a socket of our own. */
 START_TEST(test_journal_record)
 {
@@ -623,6 +689,7 @@ static Suite *lib_suite(void)
         tcase_add_test(tc, test_spool_evict_strays);
         tcase_add_test(tc, test_spool_clean_tmp);
         tcase_add_test(tc, test_journal_record);
+        tcase_add_test(tc, test_log_fields);
         suite_add_tcase(s, tc);
         return s;
 }
