@@ -34,9 +34,10 @@
  * their first attempt is unknown (first_ms 0) and their dead letter says
  * so. A requeued item starts anew, without FIRST.
  *
- * Legal moves. Each is one rename(2), or one unlink(2) for "gone",
- * followed by an fsync of the target directory unless spool_queue.c says
- * why not (claim and done):
+ * Legal moves. A move is one rename(2) followed by an fsync of the
+ * directory it lands in (claim skips it, spool_queue.c says why); "gone"
+ * is one unlink(2), never fsynced: one that a crash undoes leaves a stale
+ * tmp/ item to sweep again, or an item delivered once more.
  *   S1 -> S2   spool_commit    (data fsynced first; the 250 comes after)
  *   S2 -> gone spool_commit    (the fsync of pending/ failed: the name may
  *                               not survive a crash, so the commit is
