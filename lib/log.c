@@ -49,17 +49,29 @@ static void log_line(int priority, const char *text)
         fflush(stderr);
 }
 
-void log_msg(int priority, const char *fmt, ...)
+static void log_record(int priority, const char *message, const char *const *fields);
+
+/* Formats the message; a plain message has no fields (NULL). */
+static void log_vsend(int priority, const char *const *fields, const char *fmt, va_list ap)
 {
         char text[LOG_LINE_MAX];
         int saved = errno;
+
+        vsnprintf(text, sizeof(text), fmt, ap);
+        if (fields)
+                log_record(priority, text, fields);
+        else
+                log_line(priority, text);
+        errno = saved;
+}
+
+void log_msg(int priority, const char *fmt, ...)
+{
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(text, sizeof(text), fmt, ap);
+        log_vsend(priority, NULL, fmt, ap);
         va_end(ap);
-        log_line(priority, text);
-        errno = saved;
 }
 
 static bool log_record_journal(int priority, const char *message, const char *const *fields)
@@ -79,21 +91,18 @@ static bool log_record_journal(int priority, const char *message, const char *co
         return journal_send(iov, n) == 0;
 }
 
+/* A native record under journald, else one line with the fields. */
 static void log_record(int priority, const char *message, const char *const *fields)
 {
         char line[LOG_LINE_MAX];
         size_t len;
-        int saved = errno;
 
-        if (log_to_journal && log_record_journal(priority, message, fields)) {
-                errno = saved;
+        if (log_to_journal && log_record_journal(priority, message, fields))
                 return;
-        }
         len = (size_t)snprintf(line, sizeof(line), "%s", message);
-        for (size_t i = 0; fields && fields[i] && len < sizeof(line); i++)
+        for (size_t i = 0; fields[i] && len < sizeof(line); i++)
                 len += (size_t)snprintf(line + len, sizeof(line) - len, " %s", fields[i]);
         log_line(priority, line);
-        errno = saved;
 }
 
 void log_fields_init(struct log_fields *f)
@@ -123,13 +132,9 @@ void log_field(struct log_fields *f, const char *name, const char *fmt, ...)
 
 void log_fields_send(int priority, const struct log_fields *f, const char *fmt, ...)
 {
-        char message[LOG_LINE_MAX];
-        int saved = errno;
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(message, sizeof(message), fmt, ap);
+        log_vsend(priority, f->field, fmt, ap);
         va_end(ap);
-        log_record(priority, message, f->field);
-        errno = saved;
 }
