@@ -158,23 +158,6 @@ START_TEST(test_moves)
         /* flock locks belong to the open file: a second open is refused. */
         ck_assert_int_eq(spool_lock(&s, false), -EBUSY);
         close(lock);
-        /* An item from a spool written before FIRST was recorded: read,
-         * claimed and deferred with its first attempt left unknown. */
-        snprintf(path, sizeof(path), "%s/deferred/" ID ".2.1000", root);
-        fd = open(path, O_WRONLY | O_CREAT, 0600);
-        ck_assert_int_ge(fd, 0);
-        close(fd);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".2.1000", &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, 9000, &claimed, &fd), 0);
-        close(fd);
-        ck_assert_str_eq(claimed.name, ID ".2");
-        ck_assert_int_eq(claimed.first_ms, 0);
-        ck_assert_int_eq(spool_defer(&s, &claimed, 3, 10000), 0);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.10000", &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, 11000, &claimed, &fd), 0);
-        close(fd);
-        ck_assert_int_eq(spool_done(&s, &claimed), 0);
-
         lock = spool_lock(&s, false);
         ck_assert_int_ge(lock, 0);
         close(lock);
