@@ -18,6 +18,7 @@
 
 #include "deliver.h"
 #include "http_policy.h"
+#include "log.h"
 
 struct deliver {
         CURLM *multi;
@@ -39,7 +40,7 @@ static int deliver_setopt_check(CURLcode code, const char *name)
 {
         if (code == CURLE_OK)
                 return 0;
-        fprintf(stderr, "hw-flush: libcurl refused %s: %s\n", name, curl_easy_strerror(code));
+        log_msg(LOG_ERR, "libcurl refused %s: %s", name, curl_easy_strerror(code));
         return -EINVAL;
 }
 
@@ -138,7 +139,7 @@ static int deliver_easy_setup(struct deliver *d, CURL *easy, struct curl_slist *
         r |= deliver_setopt(easy, CURLOPT_WRITEFUNCTION, deliver_discard_cb);
         r |= deliver_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
         if (http_policy_apply(easy, timeout, "hw-flush/" HW_VERSION, d->ca_file, &refused) < 0) {
-                fprintf(stderr, "hw-flush: libcurl refused %s\n", refused);
+                log_msg(LOG_ERR, "libcurl refused %s", refused);
                 r = -EINVAL;
         }
         return r ? -EINVAL : 0;
@@ -299,12 +300,6 @@ void deliver_free(struct deliver *d)
 unsigned deliver_active(const struct deliver *d)
 {
         return d->active;
-}
-
-bool deliver_job_ok(const struct deliver_job *job)
-{
-        return job->curl_code == CURLE_OK && job->read_error == 0 &&
-               job->status >= 200 && job->status <= 299;
 }
 
 int deliver_start(struct deliver *d, struct deliver_job *job)

@@ -51,6 +51,5 @@ int deliver_start(struct deliver *d, struct deliver_job *job);
  * did) or none is running. Returns the number ended, or -errno. */
 int deliver_run(struct deliver *d, void (*done)(struct deliver_job *job, void *ctx), void *ctx);
 unsigned deliver_active(const struct deliver *d);
-bool deliver_job_ok(const struct deliver_job *job);
 
 #endif

@@ -87,7 +87,7 @@ static int main_load_config(struct hw_config *cfg, bool check_flush)
         }
         return 0;
 fail:
-        fprintf(stderr, "hw-flush: configuration: %s\n", err[0] ? err : "invalid");
+        log_msg(LOG_ERR, "configuration: %s", err[0] ? err : "invalid");
         return -EINVAL;
 }
 
@@ -119,7 +119,7 @@ static int main_run(struct hw_config *cfg, bool now)
         int r;
 
         if (deliver_global_init() < 0) {
-                fprintf(stderr, "hw-flush: libcurl initialization failed\n");
+                log_msg(LOG_ERR, "libcurl initialization failed");
                 return EXIT_TEMPFAIL;
         }
         r = main_sandbox(cfg);
@@ -206,8 +206,8 @@ int main(int argc, char **argv)
         allow = getenv("HW_ALLOW_ROOT");
         if (geteuid() == 0 && mode != MODE_CHECK_CONFIG && mode != MODE_STATUS &&
             !(allow && strcmp(allow, "1") == 0)) {
-                fprintf(stderr, "hw-flush: refusing to run as root (spool files would be root's); "
-                        "run as the service user, or set HW_ALLOW_ROOT=1\n");
+                log_msg(LOG_ERR, "refusing to run as root (spool files would be root's); "
+                        "run as the service user, or set HW_ALLOW_ROOT=1");
                 return EXIT_CONFIG;
         }
 
@@ -224,7 +224,7 @@ int main(int argc, char **argv)
                  * key and modules as well, the way hw-receive loads them. */
                 r = modules_check(&cfg, err, sizeof(err));
                 if (r < 0) {
-                        fprintf(stderr, "hw-flush: configuration: %s\n", err);
+                        log_msg(LOG_ERR, "configuration: %s", err);
                         r = EXIT_CONFIG;
                         break;
                 }
@@ -235,7 +235,7 @@ int main(int argc, char **argv)
         case MODE_STATUS:
                 r = status_print(&cfg, stdout);
                 if (r < 0)
-                        fprintf(stderr, "hw-flush: %s: %s\n", cfg.spool_dir, strerror(-r));
+                        log_msg(LOG_ERR, "%s: %s", cfg.spool_dir, strerror(-r));
                 r = r < 0 ? EXIT_TEMPFAIL : 0;
                 break;
         case MODE_REQUEUE:
@@ -246,7 +246,7 @@ int main(int argc, char **argv)
                 unsigned n = 0;
                 r = status_requeue_all(&cfg, stdout, &n);
                 if (r < 0)
-                        fprintf(stderr, "hw-flush: requeue: %s\n", strerror(-r));
+                        log_msg(LOG_ERR, "requeue: %s", strerror(-r));
                 else
                         printf("hw-flush: %u dead letter(s) requeued\n", n);
                 r = r < 0 ? EXIT_TEMPFAIL : 0;

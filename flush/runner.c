@@ -1,13 +1,9 @@
 /*
- * The queue run. Outcomes of an attempt (SPEC section 5):
- *   2xx                   delivered: S3 -> gone
- *   406                   permanent: S3 -> S5 with the reason
- *   anything else         temporary: S3 -> S4, due after the doubling delay,
- *                         or S5 once MAX_RETRY_AGE_MS has passed
- *   unreadable envelope   permanent: S3 -> S5
- * The run lock serializes runners, the claim rename makes each item one
- * runner's, and what a killed run leaves in processing/ is recovered by
- * the next holder of the lock.
+ * The queue run. What an attempt means is decided by outcome.c; this file
+ * carries the verdict out: delivered S3 -> gone, retry S3 -> S4, dead
+ * S3 -> S5 with the reason (spool.h). The run lock serializes runners, the
+ * claim rename makes each item one runner's, and what a killed run leaves
+ * in processing/ is recovered by the next holder of the lock.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,13 +15,11 @@
 
 #include "deliver.h"
 #include "log.h"
+#include "outcome.h"
 #include "payload.h"
 #include "runner.h"
 #include "sign.h"
 #include "spool.h"
-
-#define RUNNER_WHAT_MAX 800              /* a failure in words */
-#define RUNNER_REASON_MAX (HW_URL_MAX + 2 * RUNNER_WHAT_MAX)
 
 struct runner_job {
         struct deliver_job dj;
@@ -66,94 +60,37 @@ static int64_t runner_now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t runner_next_due(const struct hw_config *cfg, int64_t received_ms,
-                        unsigned attempts, int64_t now_ms)
-{
-        uint64_t delay = cfg->retry_interval_ms;
-        int64_t due, limit;
-
-        for (unsigned i = 1; i < attempts && delay < cfg->retry_max_interval_ms; i++)
-                delay *= 2;
-        if (delay > cfg->retry_max_interval_ms)
-                delay = cfg->retry_max_interval_ms;
-        due = now_ms + (int64_t)delay;
-        if (cfg->max_retry_age_ms == 0 || received_ms < 0)
-                return due;
-        limit = received_ms + (int64_t)cfg->max_retry_age_ms;
-        if (now_ms >= limit)
-                return -1;
-        return due < limit ? due : limit;
-}
-
-static void runner_format_time(int64_t ms, char *buf, size_t len)
-{
-        time_t sec = (time_t)(ms / 1000);
-        struct tm tm;
-
-        if (ms < 0 || !gmtime_r(&sec, &tm)) {
-                snprintf(buf, len, "unknown");
-                return;
-        }
-        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
-/* The words for what happened, without secrets: the URL has no user info. */
-static void runner_describe(const struct deliver_job *dj, char *buf, size_t len)
-{
-        if (dj->read_error < 0)
-                snprintf(buf, len, "reading the item: %s", strerror(-dj->read_error));
-        else if (dj->curl_code != 0)
-                snprintf(buf, len, "%s", dj->error);
-        else if (dj->status >= 300 && dj->status <= 399)
-                snprintf(buf, len, "HTTP %ld redirect to %s, not followed", dj->status,
-                         dj->location[0] ? dj->location : "(no Location)");
-        else
-                snprintf(buf, len, "HTTP %ld", dj->status);
-}
-
 static void runner_log(struct runner *r, int prio, const struct runner_job *job,
                        const char *outcome, unsigned attempt, const char *what, int64_t due_ms)
 {
-        char f_id[64], f_outcome[32], f_status[48], f_attempt[32], f_url[HW_URL_MAX + 16];
-        char f_error[RUNNER_WHAT_MAX + 16], f_due[48], msg[HW_URL_MAX + RUNNER_WHAT_MAX + 200];
-        const char *fields[8];
-        size_t n = 0;
         const char *url = job->dj.target ? job->dj.target->url : "-";
+        const char *id = job->entry.id;
+        struct log_fields f;
 
-        snprintf(f_id, sizeof(f_id), "HW_QUEUE_ID=%s", job->entry.id);
-        fields[n++] = f_id;
-        snprintf(f_outcome, sizeof(f_outcome), "HW_OUTCOME=%s", outcome);
-        fields[n++] = f_outcome;
-        snprintf(f_attempt, sizeof(f_attempt), "HW_ATTEMPT=%u", attempt);
-        fields[n++] = f_attempt;
-        if (job->dj.status > 0) {
-                snprintf(f_status, sizeof(f_status), "HW_HTTP_STATUS=%ld", job->dj.status);
-                fields[n++] = f_status;
-        }
-        snprintf(f_url, sizeof(f_url), "HW_WEBHOOK=%s", url);
-        fields[n++] = f_url;
-        if (what[0]) {
-                snprintf(f_error, sizeof(f_error), "HW_ERROR=%s", what);
-                fields[n++] = f_error;
-        }
-        if (due_ms > 0) {
-                snprintf(f_due, sizeof(f_due), "HW_NEXT_ATTEMPT_MS=%" PRId64, due_ms);
-                fields[n++] = f_due;
-        }
-        fields[n] = NULL;
+        log_fields_init(&f);
+        log_field(&f, "HW_QUEUE_ID", "%s", id);
+        log_field(&f, "HW_OUTCOME", "%s", outcome);
+        log_field(&f, "HW_ATTEMPT", "%u", attempt);
+        if (job->dj.status > 0)
+                log_field(&f, "HW_HTTP_STATUS", "%ld", job->dj.status);
+        log_field(&f, "HW_WEBHOOK", "%s", url);
+        if (what[0])
+                log_field(&f, "HW_ERROR", "%s", what);
+        if (due_ms > 0)
+                log_field(&f, "HW_NEXT_ATTEMPT_MS", "%" PRId64, due_ms);
 
         if (due_ms > 0)
-                snprintf(msg, sizeof(msg), "%s %s (attempt %u, %s), next attempt in %" PRId64 " s",
-                         job->entry.id, outcome, attempt, what, (due_ms - runner_now_ms() + 999) / 1000);
+                log_fields_send(prio, &f, "%s %s (attempt %u, %s), next attempt in %" PRId64 " s", id,
+                                outcome, attempt, what, (due_ms - runner_now_ms() + 999) / 1000);
         else if (what[0])
-                snprintf(msg, sizeof(msg), "%s %s (attempt %u, %s)", job->entry.id, outcome, attempt, what);
+                log_fields_send(prio, &f, "%s %s (attempt %u, %s)", id, outcome, attempt, what);
         else
-                snprintf(msg, sizeof(msg), "%s %s to %s (attempt %u, HTTP %ld)", job->entry.id,
-                         outcome, url, attempt, job->dj.status);
-        log_record(prio, msg, fields);
+                log_fields_send(prio, &f, "%s %s to %s (attempt %u, HTTP %ld)", id, outcome, url,
+                                attempt, job->dj.status);
 }
 
+/* The --now progress line, for a terminal only (opt->progress), redrawn
+ * in place: a display, not a diagnostic, so not the log's. */
 static void runner_progress(struct runner *r, bool final)
 {
         const struct runner_stats *s = r->stats;
@@ -170,59 +107,6 @@ static void runner_progress(struct runner *r, bool final)
                 final ? "\n" : "");
 }
 
-static void runner_bury(struct runner *r, struct runner_job *job, unsigned attempt, const char *what)
-{
-        char reason[RUNNER_REASON_MAX], first[80], last[80], status[24];
-        int64_t now = runner_now_ms();
-        int e;
-
-        runner_format_time(spool_id_time_ms(job->entry.id), first, sizeof(first));
-        runner_format_time(now, last, sizeof(last));
-        if (job->dj.status > 0)
-                snprintf(status, sizeof(status), "%ld", job->dj.status);
-        else
-                snprintf(status, sizeof(status), "none");
-        snprintf(reason, sizeof(reason),
-                 "status: %s\nerror: %s\nattempts: %u\nfirst-attempt: %s\nlast-attempt: %s\nurl: %s\n%s%s%s",
-                 status, what, attempt, first, last,
-                 job->dj.target ? job->dj.target->url : "-",
-                 job->dj.location[0] ? "location: " : "", job->dj.location,
-                 job->dj.location[0] ? "\n" : "");
-        e = spool_bury(&r->spool, &job->entry, reason);
-        if (e < 0) {
-                log_msg(LOG_ERR, "%s: cannot move to dead/: %s (a later run recovers it from processing/)",
-                        job->entry.id, strerror(-e));
-                r->stats->failed++;
-                return;
-        }
-        r->stats->dead++;
-        runner_log(r, LOG_WARNING, job, "dead", attempt, what, 0);
-}
-
-static void runner_retry(struct runner *r, struct runner_job *job, const char *what)
-{
-        unsigned attempt = job->entry.attempts + 1;
-        int64_t now = runner_now_ms();
-        int64_t due = runner_next_due(r->cfg, spool_id_time_ms(job->entry.id), attempt, now);
-        int e;
-
-        if (due < 0) {
-                char why[RUNNER_WHAT_MAX + 32];
-                snprintf(why, sizeof(why), "%s; retry age exceeded", what);
-                runner_bury(r, job, attempt, why);
-                return;
-        }
-        e = spool_defer(&r->spool, &job->entry, attempt, due);
-        if (e < 0) {
-                log_msg(LOG_ERR, "%s: cannot move to deferred/: %s (a later run recovers it from processing/)",
-                        job->entry.id, strerror(-e));
-                r->stats->failed++;
-                return;
-        }
-        r->stats->deferred++;
-        runner_log(r, LOG_NOTICE, job, "deferred", attempt, what, due);
-}
-
 static void runner_job_release(struct runner_job *job)
 {
         payload_free(&job->payload);
@@ -234,16 +118,42 @@ static void runner_job_release(struct runner_job *job)
         job->busy = false;
 }
 
-static void runner_done(struct deliver_job *dj, void *ctx)
+static void runner_bury(struct runner *r, struct runner_job *job, const struct outcome *o)
 {
-        struct runner *r = ctx;
-        struct runner_job *job = dj->userdata;
-        unsigned attempt = job->entry.attempts + 1;
-        char what[RUNNER_WHAT_MAX];
+        const struct spool_reason why = {
+                .status = job->dj.status,
+                .error = o->what,
+                .attempts = o->attempts,
+                .first_ms = job->entry.first_ms,
+                .last_ms = runner_now_ms(),
+                .url = job->dj.target ? job->dj.target->url : "-",
+                .location = job->dj.location,
+        };
+        int e = spool_bury(&r->spool, &job->entry, &why);
+
+        if (e < 0) {
+                log_msg(LOG_ERR, "%s: cannot move to dead/: %s (a later run recovers it from processing/)",
+                        job->entry.id, strerror(-e));
+                r->stats->failed++;
+                return;
+        }
+        r->stats->dead++;
+        runner_log(r, LOG_WARNING, job, "dead", o->attempts, o->what, 0);
+}
+
+/* Carries out the verdict on one attempt, then frees its slot. */
+static void runner_conclude(struct runner *r, struct runner_job *job, struct outcome_attempt *a)
+{
+        struct outcome o;
         int e;
 
+        a->attempts_before = job->entry.attempts;
+        a->received_ms = spool_id_time_ms(job->entry.id);
+        a->now_ms = runner_now_ms();
+        outcome_decide(r->cfg, a, &o);
         r->stats->attempted++;
-        if (deliver_job_ok(dj)) {
+        switch (o.verdict) {
+        case OUTCOME_DELIVERED:
                 e = spool_done(&r->spool, &job->entry);
                 if (e < 0) {
                         /* Delivered but still spooled: the next run sends it again. */
@@ -251,15 +161,40 @@ static void runner_done(struct deliver_job *dj, void *ctx)
                                 job->entry.id, strerror(-e));
                 }
                 r->stats->delivered++;
-                runner_log(r, LOG_INFO, job, "delivered", attempt, "", 0);
-        } else {
-                runner_describe(dj, what, sizeof(what));
-                if (dj->curl_code == 0 && dj->read_error == 0 && dj->status == 406)
-                        runner_bury(r, job, attempt, what);
-                else
-                        runner_retry(r, job, what);
+                runner_log(r, LOG_INFO, job, "delivered", o.attempts, "", 0);
+                break;
+        case OUTCOME_RETRY:
+                e = spool_defer(&r->spool, &job->entry, o.attempts, o.due_ms);
+                if (e < 0) {
+                        log_msg(LOG_ERR, "%s: cannot move to deferred/: %s (a later run recovers it "
+                                "from processing/)", job->entry.id, strerror(-e));
+                        r->stats->failed++;
+                        break;
+                }
+                r->stats->deferred++;
+                runner_log(r, LOG_NOTICE, job, "deferred", o.attempts, o.what, o.due_ms);
+                break;
+        case OUTCOME_DEAD:
+                runner_bury(r, job, &o);
+                break;
         }
         runner_job_release(job);
+}
+
+static void runner_done(struct deliver_job *dj, void *ctx)
+{
+        struct runner *r = ctx;
+        struct outcome_attempt a = { .cause = OUTCOME_HTTP, .status = dj->status,
+                                     .location = dj->location };
+
+        if (dj->read_error < 0) {
+                a.cause = OUTCOME_READ;
+                a.errno_value = dj->read_error;
+        } else if (dj->curl_code != 0) {
+                a.cause = OUTCOME_TRANSPORT;
+                a.error = dj->error;
+        }
+        runner_conclude(r, dj->userdata, &a);
         runner_progress(r, false);
 }
 
@@ -281,7 +216,7 @@ static void runner_start(struct runner *r, struct runner_job *job, const struct 
 
         memset(&job->dj, 0, sizeof(job->dj));
         job->fd = -1;
-        err = spool_claim(&r->spool, e, &job->entry, &job->fd);
+        err = spool_claim(&r->spool, e, runner_now_ms(), &job->entry, &job->fd);
         if (err == 0 || err == -ENOENT)
                 r->claims++;
         if (err == -ENOENT)
@@ -298,13 +233,9 @@ static void runner_start(struct runner *r, struct runner_job *job, const struct 
                 goto temporary;
         err = envelope_read(job->fd, &job->env, &body_offset);
         if (err < 0) {
-                char what[200];
-                if (err == -ENOMEM || err == -EIO)
-                        goto temporary;
-                snprintf(what, sizeof(what), "unreadable item: %s", strerror(-err));
-                r->stats->attempted++;
-                runner_bury(r, job, job->entry.attempts, what);
-                runner_job_release(job);
+                struct outcome_attempt a = { .cause = OUTCOME_ENVELOPE, .errno_value = err };
+
+                runner_conclude(r, job, &a);
                 return;
         }
         err = payload_fields_read(&job->fields, job->fd, body_offset, &job->env);
@@ -330,11 +261,9 @@ static void runner_start(struct runner *r, struct runner_job *job, const struct 
 
 temporary:
         {
-                char what[200];
-                snprintf(what, sizeof(what), "local error: %s", strerror(-err));
-                r->stats->attempted++;
-                runner_retry(r, job, what);
-                runner_job_release(job);
+                struct outcome_attempt a = { .cause = OUTCOME_LOCAL, .errno_value = err };
+
+                runner_conclude(r, job, &a);
         }
 }
 
@@ -511,7 +440,8 @@ static int runner_hold(struct runner *r)
                 struct spool_entry claimed;
                 int fd;
 
-                e = spool_claim(&r->spool, &r->batch[i], &claimed, &fd);
+                /* No attempt: nothing recorded as a first one. */
+                e = spool_claim(&r->spool, &r->batch[i], 0, &claimed, &fd);
                 if (e == -ENOENT)
                         continue;
                 if (e < 0)

@@ -26,10 +26,4 @@ struct runner_stats {
 int runner_run(const struct hw_config *cfg, const struct runner_options *opt,
                struct runner_stats *stats);
 
-/* When a failed item is tried next, or -1 when it is dead-lettered instead:
- * the doubling delay after `attempts` failures, capped, and never past the
- * retry age (the last try is at the age limit). */
-int64_t runner_next_due(const struct hw_config *cfg, int64_t received_ms,
-                        unsigned attempts, int64_t now_ms);
-
 #endif

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "spool.h"
 #include "status.h"
 
@@ -147,7 +148,7 @@ static int status_open_locked(const struct hw_config *cfg, struct spool *spool)
                 return r;
         fd = spool_lock(spool, false);
         if (fd == -EBUSY) {
-                fprintf(stderr, "hw-flush: waiting for the delivery run in progress to finish\n");
+                log_msg(LOG_NOTICE, "waiting for the delivery run in progress to finish");
                 fd = spool_lock(spool, true);
         }
         if (fd < 0)
@@ -170,9 +171,9 @@ int status_requeue(const struct hw_config *cfg, char *const *ids, int n, FILE *o
                         continue;
                 }
                 if (r == -ENOENT || r == -EINVAL)
-                        fprintf(stderr, "hw-flush: %s: not a dead letter\n", ids[i]);
+                        log_msg(LOG_ERR, "%s: not a dead letter", ids[i]);
                 else
-                        fprintf(stderr, "hw-flush: %s: cannot requeue: %s\n", ids[i], strerror(-r));
+                        log_msg(LOG_ERR, "%s: cannot requeue: %s", ids[i], strerror(-r));
                 if (result == 0)
                         result = r == -EINVAL ? -ENOENT : r;
         }

@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 
-#define LOG_FIELDS_MAX 32
 #define LOG_LINE_MAX 2048
 
 static const char *log_program = "hw-webhook";
@@ -50,22 +49,34 @@ static void log_line(int priority, const char *text)
         fflush(stderr);
 }
 
-void log_msg(int priority, const char *fmt, ...)
+static void log_record(int priority, const char *message, const char *const *fields);
+
+/* Formats the message; a plain message has no fields (NULL). */
+static void log_vsend(int priority, const char *const *fields, const char *fmt, va_list ap)
 {
         char text[LOG_LINE_MAX];
         int saved = errno;
+
+        vsnprintf(text, sizeof(text), fmt, ap);
+        if (fields)
+                log_record(priority, text, fields);
+        else
+                log_line(priority, text);
+        errno = saved;
+}
+
+void log_msg(int priority, const char *fmt, ...)
+{
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(text, sizeof(text), fmt, ap);
+        log_vsend(priority, NULL, fmt, ap);
         va_end(ap);
-        log_line(priority, text);
-        errno = saved;
 }
 
 static bool log_record_journal(int priority, const char *message, const char *const *fields)
 {
-        char msg[LOG_LINE_MAX], prio[16], ident[64];
+        char msg[sizeof("MESSAGE=") + LOG_LINE_MAX], prio[16], ident[64];
         struct iovec iov[LOG_FIELDS_MAX + 3];
         size_t n = 0;
 
@@ -80,19 +91,50 @@ static bool log_record_journal(int priority, const char *message, const char *co
         return journal_send(iov, n) == 0;
 }
 
-void log_record(int priority, const char *message, const char *const *fields)
+/* A native record under journald, else one line with the fields. */
+static void log_record(int priority, const char *message, const char *const *fields)
 {
         char line[LOG_LINE_MAX];
         size_t len;
-        int saved = errno;
 
-        if (log_to_journal && log_record_journal(priority, message, fields)) {
-                errno = saved;
+        if (log_to_journal && log_record_journal(priority, message, fields))
                 return;
-        }
         len = (size_t)snprintf(line, sizeof(line), "%s", message);
-        for (size_t i = 0; fields && fields[i] && len < sizeof(line); i++)
+        for (size_t i = 0; fields[i] && len < sizeof(line); i++)
                 len += (size_t)snprintf(line + len, sizeof(line) - len, " %s", fields[i]);
         log_line(priority, line);
-        errno = saved;
+}
+
+void log_fields_init(struct log_fields *f)
+{
+        f->n = 0;
+        f->used = 0;
+        f->field[0] = NULL;
+}
+
+void log_field(struct log_fields *f, const char *name, const char *fmt, ...)
+{
+        size_t room = sizeof(f->buf) - f->used;
+        char *at = f->buf + f->used;
+        va_list ap;
+        int n;
+
+        if (f->n == LOG_FIELDS_MAX || room < strlen(name) + 2)
+                return;
+        n = snprintf(at, room, "%s=", name);
+        va_start(ap, fmt);
+        vsnprintf(at + n, room - (size_t)n, fmt, ap);
+        va_end(ap);
+        f->used += strlen(at) + 1;
+        f->field[f->n++] = at;
+        f->field[f->n] = NULL;
+}
+
+void log_fields_send(int priority, const struct log_fields *f, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        log_vsend(priority, f->field, fmt, ap);
+        va_end(ap);
 }

@@ -36,7 +36,7 @@ static int spool_sys_fsync(int fd)
 const struct spool_io spool_io_system = {
         .write = write,
         .fsync = spool_sys_fsync,
-        .renameat = renameat,
+        .renameat2 = renameat2,
 };
 
 const char *spool_dir_name(enum spool_dir dir)
@@ -359,8 +359,8 @@ int spool_commit(struct spool_item *item)
         if (close(item->fd) < 0 && r >= 0)
                 r = -errno;
         item->fd = -1;
-        if (r >= 0 && io->renameat(item->spool->dir_fd[SPOOL_TMP], item->id,
-                                   item->spool->dir_fd[SPOOL_PENDING], item->id) < 0)
+        if (r >= 0 && io->renameat2(item->spool->dir_fd[SPOOL_TMP], item->id,
+                                    item->spool->dir_fd[SPOOL_PENDING], item->id, 0) < 0)
                 r = -errno;
         if (r < 0) {
                 spool_abort(item);
@@ -369,8 +369,9 @@ int spool_commit(struct spool_item *item)
         /* S1 -> S2 */
         if (io->fsync(item->spool->dir_fd[SPOOL_PENDING]) < 0) {
                 r = -errno;
-                /* Not acknowledged, so take it back rather than leave an item
-                 * whose name may or may not survive a crash: the sender retries. */
+                /* S2 -> gone. Not acknowledged, so take it back rather than
+                 * leave an item whose name may or may not survive a crash:
+                 * the sender retries. A claim may win this race (spool.h). */
                 unlinkat(item->spool->dir_fd[SPOOL_PENDING], item->id, 0);
                 return r;
         }

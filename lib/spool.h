@@ -6,10 +6,18 @@
  *   tmp/ID                       S1 being received (not yet acknowledged)
  *   pending/ID                   S2 committed, never attempted (or requeued);
  *                                   hw-flush.path watches this directory
- *   processing/ID.N              S3 claimed by the running hw-flush; N attempts
- *                                   made before this one
- *   deferred/ID.N.DUE            S4 N attempts failed; due again at DUE (Unix ms)
- *   dead/ID  and  dead/ID.reason S5 given up: the item and why
+ *   processing/ID.N.FIRST        S3 claimed by the running hw-flush; N attempts
+ *                                   made before this one, the first of them
+ *                                   (or this one) started at FIRST (Unix ms)
+ *   deferred/ID.N.DUE.FIRST      S4 N attempts failed; due again at DUE (Unix
+ *                                   ms); the first started at FIRST
+ *   deferred/ID.0.DUE            S4 held without an attempt (no WEBHOOK_URL)
+ *   dead/ID  and  dead/ID.reason S5 given up: the item and why (the reason's
+ *                                   format is at struct spool_reason)
+ *   dead/NAME                    a stray: a file found in pending/ that is
+ *                                   not an item, moved out of the way
+ *   sources/SOURCE               locks that count each client's sessions
+ *                                   (receive/source_limit.c), not items
  *   flush.lock                   held by the running hw-flush
  *   tls-verdict                  a note: the last check of the STARTTLS
  *                                   certificate, for the files as they
@@ -20,18 +28,42 @@
  *                                   items and could not be moved, already
  *                                   reported (losing it repeats a report)
  *
- * Legal moves, each one rename(2) followed by an fsync of the target
- * directory:
- *   S1 -> S2   spool_commit   (data fsynced first; the 250 comes after)
- *   S1 -> gone spool_abort    (never acknowledged)
- *   S2 -> S3   spool_claim    (the rename is the lock: one claimer wins)
+ * FIRST is what a dead letter reports as its first attempt. Names without
+ * it (processing/ID.N, deferred/ID.N.DUE) are items never attempted, or
+ * items from a version that did not record it, which are read as before:
+ * their first attempt is unknown (first_ms 0) and their dead letter says
+ * so. A requeued item starts anew, without FIRST.
+ *
+ * Legal moves. A move is one rename(2) followed by an fsync of the
+ * directory it lands in (claim skips it, spool_queue.c says why); "gone"
+ * is one unlink(2), never fsynced: one that a crash undoes leaves a stale
+ * tmp/ item to sweep again, or an item delivered once more.
+ *   S1 -> S2   spool_commit    (data fsynced first; the 250 comes after)
+ *   S2 -> gone spool_commit    (the fsync of pending/ failed: the name may
+ *                               not survive a crash, so the commit is
+ *                               undone and the client told 451; see the
+ *                               race below)
+ *   S1 -> gone spool_abort     (never acknowledged)
+ *   S1 -> gone spool_clean_tmp (untouched for HW_TMP_STALE_SEC: the session
+ *                               that wrote it is gone; only the holder of
+ *                               the run lock sweeps)
+ *   S2 -> S3   spool_claim     (the rename is the lock: one claimer wins)
  *   S4 -> S3   spool_claim
- *   S3 -> gone spool_done     (webhook said 2xx)
+ *   S3 -> gone spool_done      (webhook said 2xx)
  *   S3 -> S4   spool_defer
- *   S3 -> S5   spool_bury     (reason written first; a reason without its
- *                              item is an orphan and is ignored)
- *   S3 -> S4   spool_recover  (left by a run that died; due at once)
+ *   S3 -> S5   spool_bury      (reason written first; a reason without its
+ *                               item is an orphan and is ignored)
+ *   S3 -> S4   spool_recover   (left by a run that died; due at once)
  *   S5 -> S2   spool_requeue
+ *   stray -> dead/NAME  spool_evict_strays (never replaces a file in dead/)
+ *
+ * The race of the undone commit: between its rename into pending/ and its
+ * unlink, a running hw-flush (hw-flush.path wakes it on the new name) may
+ * claim the item. The unlink then finds nothing (ENOENT, ignored) and the
+ * item is delivered although the client was told 451; the client sends the
+ * message again and the webhook gets it twice (under two queue ids), which
+ * at-least-once allows. Nothing the client was told is safe is ever
+ * removed. A claim after the unlink finds nothing and skips it.
  *
  * Deferred items live apart from pending/ so that the level-triggered
  * PathExistsGlob= of hw-flush.path never stays true because of mail
@@ -47,7 +79,7 @@
  *   remote-ip 192.0.2.1
  *   remote-port 51234
  *   helo mx.example.net
- *   tls TLS1.3/AES-256-GCM        ("-" without TLS)
+ *   tls TLS1.3 with AES-256-GCM   ("-" without TLS)
  *   sender alice@example.net      (empty value for <>)
  *   rcpt bob@example.com          (one line per recipient)
  *   <empty line>
@@ -80,11 +112,14 @@ enum spool_dir {
 
 /* System calls the spool makes that can fail with a full or broken disk.
  * Tests replace them to inject ENOSPC or EIO. Each returns 0 / -1+errno
- * (write: bytes written / -1+errno), like the calls they stand for. */
+ * (write: bytes written / -1+errno), like the calls they stand for. Every
+ * move of an item or a stray goes through renameat2 (flags 0 or
+ * RENAME_NOREPLACE). */
 struct spool_io {
         ssize_t (*write)(int fd, const void *buf, size_t len);
         int (*fsync)(int fd);
-        int (*renameat)(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+        int (*renameat2)(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+                         unsigned int flags);
 };
 extern const struct spool_io spool_io_system;
 
@@ -176,7 +211,8 @@ struct spool_entry {
         enum spool_dir dir;
         unsigned attempts;                 /* attempts already made */
         int64_t due_ms;                    /* deferred: when due; else 0 */
-        char name[HW_QID_LEN + 48];        /* the file name in dir */
+        int64_t first_ms;                  /* when the first attempt started; 0: none or unknown */
+        char name[HW_QID_LEN + 64];        /* the file name in dir */
 };
 
 /* Parses a file name of dir into e; -EINVAL for names that are not items. */
@@ -186,16 +222,44 @@ int spool_entry_parse(enum spool_dir dir, const char *name, struct spool_entry *
 int spool_scan(struct spool *s, enum spool_dir dir,
                int (*fn)(const struct spool_entry *e, void *userdata), void *userdata);
 
-/* S2/S4 -> S3. -ENOENT when another runner claimed it first. On success
- * *claimed describes the item in processing/ and *fd is open on it. */
-int spool_claim(struct spool *s, const struct spool_entry *e, struct spool_entry *claimed, int *fd);
+/* S2/S4 -> S3 for an attempt that starts at attempt_ms (0 for a move that
+ * makes none): an item never attempted records it as its first attempt.
+ * -ENOENT when another runner claimed it first. On success *claimed
+ * describes the item in processing/ and *fd is open on it. */
+int spool_claim(struct spool *s, const struct spool_entry *e, int64_t attempt_ms,
+                struct spool_entry *claimed, int *fd);
 int spool_done(struct spool *s, const struct spool_entry *e);
 /* An error may also come after the rename, from the fsync of the target
  * directory: then the item has moved, but a crash may put it back in
  * processing/, from where a later run recovers it. Either way nothing is
  * lost and the caller need not know which. */
+/* The item keeps its first attempt's time (e->first_ms). */
 int spool_defer(struct spool *s, const struct spool_entry *e, unsigned attempts, int64_t due_ms);
-int spool_bury(struct spool *s, const struct spool_entry *e, const char *reason_text);
+/* Why an item is in dead/. dead/ID.reason holds one "key: value" line per
+ * field, in this order; a value never holds CR or LF (each becomes '?'):
+ *
+ *   status: 406                          last HTTP status; "none" without one
+ *   error: HTTP 406                      the last failure in words
+ *   attempts: 1                          attempts made
+ *   first-attempt: 2026-12-02T08:00:00.000Z   UTC; "unknown" when not known
+ *   last-attempt: 2026-12-02T08:00:00.250Z
+ *   url: https://hooks.example/in        the webhook, without user information
+ *   location: https://elsewhere.example/ only after a 3xx, which is never followed
+ *
+ * Operators read it with cat; hw-flush --status prints it as it is. */
+#define SPOOL_REASON_MAX (HW_URL_MAX + 2048)
+struct spool_reason {
+        long status;                       /* 0: no response */
+        const char *error;
+        unsigned attempts;
+        int64_t first_ms;                  /* Unix ms; <= 0: unknown */
+        int64_t last_ms;
+        const char *url;
+        const char *location;              /* NULL or "": no line */
+};
+/* The reason file's text, truncated to len (NUL-terminated). */
+void spool_reason_format(const struct spool_reason *why, char *buf, size_t len);
+int spool_bury(struct spool *s, const struct spool_entry *e, const struct spool_reason *why);
 int spool_recover(struct spool *s, int64_t now_ms);
 int spool_requeue(struct spool *s, const char *id);
 int spool_clean_tmp(struct spool *s, int64_t now_ms);

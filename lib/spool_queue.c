@@ -62,11 +62,21 @@ static int spool_parse_number(const char *s, const char **endp, uint64_t *out)
         return 0;
 }
 
+/* ".FIRST" at the end of a name, absent in names written before it was
+ * recorded. */
+static int spool_parse_first(const char **p, uint64_t *first)
+{
+        if (**p != '.')
+                return 0;
+        (*p)++;
+        return spool_parse_number(*p, p, first);
+}
+
 int spool_entry_parse(enum spool_dir dir, const char *name, struct spool_entry *e)
 {
         size_t len = strlen(name);
         const char *p;
-        uint64_t attempts = 0, due = 0;
+        uint64_t attempts = 0, due = 0, first = 0;
 
         if (len < HW_QID_LEN || len >= sizeof(e->name) || !spool_id_valid(name, HW_QID_LEN))
                 return -EINVAL;
@@ -81,18 +91,20 @@ int spool_entry_parse(enum spool_dir dir, const char *name, struct spool_entry *
                         return -EINVAL;
                 break;
         case SPOOL_PROCESSING:
-                if (*p++ != '.' || spool_parse_number(p, &p, &attempts) < 0 || *p != '\0')
+                if (*p++ != '.' || spool_parse_number(p, &p, &attempts) < 0 ||
+                    spool_parse_first(&p, &first) < 0 || *p != '\0')
                         return -EINVAL;
                 break;
         case SPOOL_DEFERRED:
                 if (*p++ != '.' || spool_parse_number(p, &p, &attempts) < 0 || *p++ != '.' ||
-                    spool_parse_number(p, &p, &due) < 0 || *p != '\0')
+                    spool_parse_number(p, &p, &due) < 0 || spool_parse_first(&p, &first) < 0 ||
+                    *p != '\0')
                         return -EINVAL;
                 break;
         default:
                 return -EINVAL;
         }
-        if (attempts > UINT32_MAX || due > INT64_MAX)
+        if (attempts > UINT32_MAX || due > INT64_MAX || first > INT64_MAX)
                 return -EINVAL;
 
         memcpy(e->id, name, HW_QID_LEN);
@@ -100,13 +112,16 @@ int spool_entry_parse(enum spool_dir dir, const char *name, struct spool_entry *
         e->dir = dir;
         e->attempts = (unsigned)attempts;
         e->due_ms = (int64_t)due;
+        e->first_ms = (int64_t)first;
         memcpy(e->name, name, len + 1);
         return 0;
 }
 
+/* The name of an item in dir; first_ms is written only when known. */
 static int spool_entry_make(enum spool_dir dir, const char *id, unsigned attempts,
-                            int64_t due_ms, struct spool_entry *e)
+                            int64_t due_ms, int64_t first_ms, struct spool_entry *e)
 {
+        char first[24] = "";
         int n;
 
         memcpy(e->id, id, HW_QID_LEN);
@@ -114,13 +129,18 @@ static int spool_entry_make(enum spool_dir dir, const char *id, unsigned attempt
         e->dir = dir;
         e->attempts = attempts;
         e->due_ms = dir == SPOOL_DEFERRED ? due_ms : 0;
+        e->first_ms = 0;
+        if ((dir == SPOOL_PROCESSING || dir == SPOOL_DEFERRED) && first_ms > 0) {
+                e->first_ms = first_ms;
+                snprintf(first, sizeof(first), ".%" PRId64, first_ms);
+        }
         switch (dir) {
         case SPOOL_PROCESSING:
-                n = snprintf(e->name, sizeof(e->name), "%s.%u", e->id, attempts);
+                n = snprintf(e->name, sizeof(e->name), "%s.%u%s", e->id, attempts, first);
                 break;
         case SPOOL_DEFERRED:
-                n = snprintf(e->name, sizeof(e->name), "%s.%u.%" PRId64, e->id, attempts,
-                             due_ms < 0 ? 0 : due_ms);
+                n = snprintf(e->name, sizeof(e->name), "%s.%u.%" PRId64 "%s", e->id, attempts,
+                             due_ms < 0 ? 0 : due_ms, first);
                 break;
         default:
                 n = snprintf(e->name, sizeof(e->name), "%s", e->id);
@@ -136,7 +156,7 @@ static int spool_fsync_dir(struct spool *s, enum spool_dir dir)
 
 static int spool_move(struct spool *s, const struct spool_entry *from, const struct spool_entry *to)
 {
-        if (s->io->renameat(s->dir_fd[from->dir], from->name, s->dir_fd[to->dir], to->name) < 0)
+        if (s->io->renameat2(s->dir_fd[from->dir], from->name, s->dir_fd[to->dir], to->name, 0) < 0)
                 return -errno;
         return 0;
 }
@@ -188,13 +208,19 @@ int spool_scan(struct spool *s, enum spool_dir dir,
 }
 
 /* S2 -> S3, S4 -> S3 */
-int spool_claim(struct spool *s, const struct spool_entry *e, struct spool_entry *claimed, int *fd)
+int spool_claim(struct spool *s, const struct spool_entry *e, int64_t attempt_ms,
+                struct spool_entry *claimed, int *fd)
 {
+        int64_t first = e->first_ms;
         int r;
 
         if (e->dir != SPOOL_PENDING && e->dir != SPOOL_DEFERRED)
                 return -EINVAL;
-        r = spool_entry_make(SPOOL_PROCESSING, e->id, e->attempts, 0, claimed);
+        /* An item tried before its first attempt was recorded keeps it
+         * unknown rather than take this one's time. */
+        if (first <= 0 && e->attempts == 0)
+                first = attempt_ms;
+        r = spool_entry_make(SPOOL_PROCESSING, e->id, e->attempts, 0, first, claimed);
         if (r < 0)
                 return r;
         r = spool_move(s, e, claimed);
@@ -224,7 +250,7 @@ int spool_defer(struct spool *s, const struct spool_entry *e, unsigned attempts,
 
         if (e->dir != SPOOL_PROCESSING)
                 return -EINVAL;
-        r = spool_entry_make(SPOOL_DEFERRED, e->id, attempts, due_ms, &to);
+        r = spool_entry_make(SPOOL_DEFERRED, e->id, attempts, due_ms, e->first_ms, &to);
         if (r < 0)
                 return r;
         r = spool_move(s, e, &to);
@@ -251,21 +277,82 @@ static int spool_write_file(struct spool *s, int dirfd, const char *name, const 
         return r;
 }
 
+static void spool_reason_time(int64_t ms, char *buf, size_t len)
+{
+        time_t sec = (time_t)(ms / 1000);
+        struct tm tm;
+
+        if (ms <= 0 || !gmtime_r(&sec, &tm)) {
+                snprintf(buf, len, "unknown");
+                return;
+        }
+        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/* One "key: value" line; a value cannot break the format. */
+static size_t spool_reason_put(char *buf, size_t len, size_t at, const char *key, const char *value)
+{
+        size_t vlen = strlen(value);
+        int n;
+
+        if (at + 1 >= len)
+                return at;
+        n = snprintf(buf + at, len - at, "%s: ", key);
+        if (n < 0 || (size_t)n >= len - at)
+                return len - 1;
+        at += (size_t)n;
+        n = snprintf(buf + at, len - at, "%s\n", value);
+        if (n < 0 || (size_t)n >= len - at)
+                n = (int)(len - at - 1);
+        for (size_t i = at; i < at + (size_t)n && i < at + vlen; i++)
+                if (buf[i] == '\r' || buf[i] == '\n')
+                        buf[i] = '?';
+        return at + (size_t)n;
+}
+
+void spool_reason_format(const struct spool_reason *why, char *buf, size_t len)
+{
+        char status[24], attempts[16], first[80], last[80];
+        size_t at = 0;
+
+        if (len == 0)
+                return;
+        buf[0] = '\0';
+        if (why->status > 0)
+                snprintf(status, sizeof(status), "%ld", why->status);
+        else
+                snprintf(status, sizeof(status), "none");
+        snprintf(attempts, sizeof(attempts), "%u", why->attempts);
+        spool_reason_time(why->first_ms, first, sizeof(first));
+        spool_reason_time(why->last_ms, last, sizeof(last));
+        at = spool_reason_put(buf, len, at, "status", status);
+        at = spool_reason_put(buf, len, at, "error", why->error ? why->error : "");
+        at = spool_reason_put(buf, len, at, "attempts", attempts);
+        at = spool_reason_put(buf, len, at, "first-attempt", first);
+        at = spool_reason_put(buf, len, at, "last-attempt", last);
+        at = spool_reason_put(buf, len, at, "url", why->url ? why->url : "-");
+        if (why->location && why->location[0])
+                spool_reason_put(buf, len, at, "location", why->location);
+}
+
 /* S3 -> S5: the reason first, so a dead item always has its reason; a
  * reason left without its item by a crash is an orphan and is ignored. */
-int spool_bury(struct spool *s, const struct spool_entry *e, const char *reason_text)
+int spool_bury(struct spool *s, const struct spool_entry *e, const struct spool_reason *why)
 {
         char reason_name[HW_QID_LEN + sizeof(SPOOL_REASON_SUFFIX)];
+        char text[SPOOL_REASON_MAX];
         struct spool_entry to;
         int r;
 
         if (e->dir != SPOOL_PROCESSING)
                 return -EINVAL;
+        spool_reason_format(why, text, sizeof(text));
         snprintf(reason_name, sizeof(reason_name), "%s" SPOOL_REASON_SUFFIX, e->id);
-        r = spool_write_file(s, s->dir_fd[SPOOL_DEAD], reason_name, reason_text);
+        r = spool_write_file(s, s->dir_fd[SPOOL_DEAD], reason_name, text);
         if (r < 0)
                 return r;
-        r = spool_entry_make(SPOOL_DEAD, e->id, 0, 0, &to);
+        r = spool_entry_make(SPOOL_DEAD, e->id, 0, 0, 0, &to);
         if (r < 0)
                 return r;
         r = spool_move(s, e, &to);
@@ -289,7 +376,7 @@ static int spool_recover_one(const struct spool_entry *e, void *userdata)
 
         /* The attempt that was running when the run died is not counted:
          * nobody knows whether it reached the webhook. */
-        r = spool_entry_make(SPOOL_DEFERRED, e->id, e->attempts, ctx->now_ms, &to);
+        r = spool_entry_make(SPOOL_DEFERRED, e->id, e->attempts, ctx->now_ms, e->first_ms, &to);
         if (r == 0)
                 r = spool_move(ctx->spool, e, &to);
         if (r < 0 && r != -ENOENT && ctx->error == 0)
@@ -327,8 +414,8 @@ int spool_requeue(struct spool *s, const char *id)
 
         if (!spool_id_valid(id, strlen(id)))
                 return -EINVAL;
-        if (spool_entry_make(SPOOL_DEAD, id, 0, 0, &from) < 0 ||
-            spool_entry_make(SPOOL_PENDING, id, 0, 0, &to) < 0)
+        if (spool_entry_make(SPOOL_DEAD, id, 0, 0, 0, &from) < 0 ||
+            spool_entry_make(SPOOL_PENDING, id, 0, 0, 0, &to) < 0)
                 return -EINVAL;
         r = spool_move(s, &from, &to);
         if (r < 0)
@@ -392,6 +479,7 @@ static int spool_clean_one(const struct spool_entry *e, void *userdata)
         return 0;
 }
 
+/* S1 -> gone, for items whose session died without spool_abort. */
 int spool_clean_tmp(struct spool *s, int64_t now_ms)
 {
         struct spool_clean_ctx ctx = {
@@ -439,8 +527,9 @@ int spool_evict_strays(struct spool *s, void (*report)(void *userdata, const cha
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
                     spool_entry_parse(SPOOL_PENDING, de->d_name, &e) == 0)
                         continue;
-                if (renameat2(s->dir_fd[SPOOL_PENDING], de->d_name, s->dir_fd[SPOOL_DEAD],
-                              de->d_name, RENAME_NOREPLACE) < 0) {
+                /* stray -> dead/NAME */
+                if (s->io->renameat2(s->dir_fd[SPOOL_PENDING], de->d_name, s->dir_fd[SPOOL_DEAD],
+                                     de->d_name, RENAME_NOREPLACE) < 0) {
                         report(userdata, de->d_name, -errno);
                         continue;
                 }

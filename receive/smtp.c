@@ -378,25 +378,23 @@ static int smtp_read_data(struct smtp_session *s, enum data_result *result)
 static void smtp_log_transaction(struct smtp_session *s, uint64_t size, const char *outcome,
                                  const char *reply, const char *reason)
 {
-        char f_id[64], f_ip[96], f_helo[300], f_tls[160], f_sender[300], f_rcpt[32], f_size[48],
-             f_outcome[64], f_reply[300], f_reason[300];
-        const char *fields[] = { f_id, f_ip, f_helo, f_tls, f_sender, f_rcpt, f_size, f_outcome,
-                                 f_reply, reason ? f_reason : NULL, NULL };
-        char message[512];
+        struct log_fields f;
 
-        snprintf(f_id, sizeof(f_id), "HW_QUEUE_ID=%s", s->env.id);
-        snprintf(f_ip, sizeof(f_ip), "HW_REMOTE_IP=%s", s->env.remote_ip);
-        snprintf(f_helo, sizeof(f_helo), "HW_HELO=%s", s->env.helo);
-        snprintf(f_tls, sizeof(f_tls), "HW_TLS=%s", s->tls_active ? s->env.tls : "no");
-        snprintf(f_sender, sizeof(f_sender), "HW_SENDER=%s", s->env.sender);
-        snprintf(f_rcpt, sizeof(f_rcpt), "HW_RCPT_COUNT=%zu", s->env.rcpt_count);
-        snprintf(f_size, sizeof(f_size), "HW_SIZE=%" PRIu64, size);
-        snprintf(f_outcome, sizeof(f_outcome), "HW_OUTCOME=%s", outcome);
-        snprintf(f_reply, sizeof(f_reply), "HW_REPLY=%s", reply);
-        snprintf(f_reason, sizeof(f_reason), "HW_REASON=%s", reason ? reason : "");
-        snprintf(message, sizeof(message), "%s: %s from <%s> [%s], %zu recipient(s), %" PRIu64 " bytes",
-                 s->env.id, outcome, s->env.sender, s->env.remote_ip, s->env.rcpt_count, size);
-        log_record(strcmp(outcome, "accepted") == 0 ? LOG_INFO : LOG_NOTICE, message, fields);
+        log_fields_init(&f);
+        log_field(&f, "HW_QUEUE_ID", "%s", s->env.id);
+        log_field(&f, "HW_REMOTE_IP", "%s", s->env.remote_ip);
+        log_field(&f, "HW_HELO", "%s", s->env.helo);
+        log_field(&f, "HW_TLS", "%s", s->tls_active ? s->env.tls : "no");
+        log_field(&f, "HW_SENDER", "%s", s->env.sender);
+        log_field(&f, "HW_RCPT_COUNT", "%zu", s->env.rcpt_count);
+        log_field(&f, "HW_SIZE", "%" PRIu64, size);
+        log_field(&f, "HW_OUTCOME", "%s", outcome);
+        log_field(&f, "HW_REPLY", "%s", reply);
+        if (reason)
+                log_field(&f, "HW_REASON", "%s", reason);
+        log_fields_send(strcmp(outcome, "accepted") == 0 ? LOG_INFO : LOG_NOTICE, &f,
+                        "%s: %s from <%s> [%s], %zu recipient(s), %" PRIu64 " bytes", s->env.id,
+                        outcome, s->env.sender, s->env.remote_ip, s->env.rcpt_count, size);
 }
 
 /* After the final dot: limits, the decision API, the commit, the reply. */

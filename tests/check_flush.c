@@ -1,5 +1,6 @@
 /* Unit tests of hw-flush's pieces: spool names and moves, the run lock, the
- * streamed URL encoding, the signature and the retry schedule. */
+ * dead-letter reason, the streamed URL encoding, the signature, the retry
+ * schedule and the table of attempt outcomes. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../flush/outcome.h"
 #include "../flush/payload.h"
-#include "../flush/runner.h"
 #include "../flush/sign.h"
 #include "spool.h"
 
@@ -28,6 +29,20 @@ START_TEST(test_entry_parse)
         ck_assert_int_eq(e.due_ms, 1763729999000LL);
         ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2", &e), 0);
         ck_assert_uint_eq(e.attempts, 2);
+        ck_assert_int_eq(e.first_ms, 0);
+        ck_assert_int_eq(e.first_ms, 0);                   /* written before FIRST was */
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.1763729999000.1763729000500", &e), 0);
+        ck_assert_uint_eq(e.attempts, 3);
+        ck_assert_int_eq(e.due_ms, 1763729999000LL);
+        ck_assert_int_eq(e.first_ms, 1763729000500LL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2.1763729000500", &e), 0);
+        ck_assert_uint_eq(e.attempts, 2);
+        ck_assert_int_eq(e.first_ms, 1763729000500LL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2.", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2.5.6", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.1.2.3", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.1.x", &e), -EINVAL);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID ".5", &e), -EINVAL);
         ck_assert_int_eq(spool_entry_parse(SPOOL_DEAD, ID ".reason", &e), -EINVAL);
         ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID ".1", &e), -EINVAL);
         ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1", &e), -EINVAL);
@@ -54,7 +69,7 @@ static unsigned count(struct spool *s, enum spool_dir d)
 
 START_TEST(test_moves)
 {
-        char root[] = "/tmp/check-flush-XXXXXX", path[512], reason[256];
+        char root[] = "/tmp/check-flush-XXXXXX", path[512], reason[SPOOL_REASON_MAX];
         struct spool s;
         struct spool_entry e, claimed, again;
         int fd, fd2, lock;
@@ -67,30 +82,45 @@ START_TEST(test_moves)
         close(fd);
 
         ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID, &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, &claimed, &fd), 0);
+        /* A move that makes no attempt records none. */
+        ck_assert_int_eq(spool_claim(&s, &e, 0, &claimed, &fd), 0);
         ck_assert_str_eq(claimed.name, ID ".0");
+        close(fd);
+        ck_assert_int_eq(spool_defer(&s, &claimed, 0, 3000), 0);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".0.3000", &e), 0);
+
+        /* The first attempt's time goes into the name at its claim. */
+        ck_assert_int_eq(spool_claim(&s, &e, 4000, &claimed, &fd), 0);
+        ck_assert_str_eq(claimed.name, ID ".0.4000");
+        ck_assert_int_eq(claimed.first_ms, 4000);
         /* The rename is the lock: a second claim of the same entry loses. */
-        ck_assert_int_eq(spool_claim(&s, &e, &again, &fd2), -ENOENT);
+        ck_assert_int_eq(spool_claim(&s, &e, 4000, &again, &fd2), -ENOENT);
         close(fd);
 
         ck_assert_int_eq(spool_defer(&s, &claimed, 1, 5000), 0);
         ck_assert_uint_eq(count(&s, SPOOL_DEFERRED), 1);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.5000", &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, &claimed, &fd), 0);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.5000.4000", &e), 0);
+        /* Later attempts keep the first one's time. */
+        ck_assert_int_eq(spool_claim(&s, &e, 6000, &claimed, &fd), 0);
         close(fd);
-        ck_assert_str_eq(claimed.name, ID ".1");
+        ck_assert_str_eq(claimed.name, ID ".1.4000");
 
-        /* A run that died: recover puts it back, due at once. */
+        /* A run that died: recover puts it back, due at once, FIRST kept. */
         ck_assert_int_eq(spool_recover(&s, 7000), 1);
         ck_assert_uint_eq(count(&s, SPOOL_PROCESSING), 0);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.7000", &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, &claimed, &fd), 0);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.7000.4000", &e), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, 8000, &claimed, &fd), 0);
         close(fd);
+        ck_assert_int_eq(claimed.first_ms, 4000);
 
-        ck_assert_int_eq(spool_bury(&s, &claimed, "status: 406\n"), 0);
+        ck_assert_int_eq(spool_bury(&s, &claimed, &(struct spool_reason){
+                .status = 406, .error = "HTTP 406", .attempts = 2, .first_ms = 1763729000123,
+                .last_ms = 1763729060456, .url = "http://hook.example/in" }), 0);
         ck_assert_uint_eq(count(&s, SPOOL_DEAD), 1);     /* the reason is not an item */
         ck_assert_int_eq(spool_dead_reason(&s, ID, reason, sizeof(reason)), 0);
-        ck_assert_str_eq(reason, "status: 406\n");
+        ck_assert_str_eq(reason, "status: 406\nerror: HTTP 406\nattempts: 2\n"
+                         "first-attempt: 2025-11-21T12:43:20.123Z\n"
+                         "last-attempt: 2025-11-21T12:44:20.456Z\nurl: http://hook.example/in\n");
 
         ck_assert_int_eq(spool_requeue(&s, ID), 0);
         ck_assert_uint_eq(count(&s, SPOOL_DEAD), 0);
@@ -98,11 +128,30 @@ START_TEST(test_moves)
         ck_assert_int_eq(spool_requeue(&s, ID), -ENOENT);
         ck_assert_int_eq(spool_requeue(&s, "../x"), -EINVAL);
 
+        /* A requeued item starts anew: its next claim is a first attempt. */
         ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID, &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, &claimed, &fd), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, 9000, &claimed, &fd), 0);
         close(fd);
+        ck_assert_str_eq(claimed.name, ID ".0.9000");
         ck_assert_int_eq(spool_done(&s, &claimed), 0);
         ck_assert_uint_eq(count(&s, SPOOL_PROCESSING), 0);
+
+        /* An item from a spool written before FIRST was recorded: read,
+         * claimed and deferred with its first attempt left unknown. */
+        snprintf(path, sizeof(path), "%s/deferred/" ID ".2.1000", root);
+        fd = open(path, O_WRONLY | O_CREAT, 0600);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".2.1000", &e), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, 9000, &claimed, &fd), 0);
+        close(fd);
+        ck_assert_str_eq(claimed.name, ID ".2");
+        ck_assert_int_eq(claimed.first_ms, 0);
+        ck_assert_int_eq(spool_defer(&s, &claimed, 3, 10000), 0);
+        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.10000", &e), 0);
+        ck_assert_int_eq(spool_claim(&s, &e, 11000, &claimed, &fd), 0);
+        close(fd);
+        ck_assert_int_eq(spool_done(&s, &claimed), 0);
 
         lock = spool_lock(&s, false);
         ck_assert_int_ge(lock, 0);
@@ -289,14 +338,115 @@ START_TEST(test_next_due)
                 .retry_max_interval_ms = 3600000,
         };
 
-        ck_assert_int_eq(runner_next_due(&cfg, 0, 1, 1000), 31000);
-        ck_assert_int_eq(runner_next_due(&cfg, 0, 2, 1000), 61000);
-        ck_assert_int_eq(runner_next_due(&cfg, 0, 3, 1000), 121000);
-        ck_assert_int_eq(runner_next_due(&cfg, 0, 8, 1000), 1000 + 3600000);
-        ck_assert_int_eq(runner_next_due(&cfg, 0, 4000000000u, 1000), 1000 + 3600000);
+        ck_assert_int_eq(outcome_next_due(&cfg, 0, 1, 1000), 31000);
+        ck_assert_int_eq(outcome_next_due(&cfg, 0, 2, 1000), 61000);
+        ck_assert_int_eq(outcome_next_due(&cfg, 0, 3, 1000), 121000);
+        ck_assert_int_eq(outcome_next_due(&cfg, 0, 8, 1000), 1000 + 3600000);
+        ck_assert_int_eq(outcome_next_due(&cfg, 0, 4000000000u, 1000), 1000 + 3600000);
         cfg.max_retry_age_ms = 100000;
-        ck_assert_int_eq(runner_next_due(&cfg, 0, 3, 1000), 100000);  /* last try at the age */
-        ck_assert_int_eq(runner_next_due(&cfg, 0, 1, 100000), -1);
+        ck_assert_int_eq(outcome_next_due(&cfg, 0, 3, 1000), 100000);  /* last try at the age */
+        ck_assert_int_eq(outcome_next_due(&cfg, 0, 1, 100000), -1);
+}
+END_TEST
+
+/* The reason file's format: every field, a 3xx's location, the words for
+ * what is missing, and values that cannot add lines. */
+START_TEST(test_reason_format)
+{
+        char buf[SPOOL_REASON_MAX], small[40];
+        struct spool_reason why = {
+                .error = "Failed to connect\r\nstatus: 200", .attempts = 7,
+                .last_ms = 1000, .url = NULL, .location = "",
+        };
+
+        spool_reason_format(&why, buf, sizeof(buf));
+        ck_assert_str_eq(buf, "status: none\nerror: Failed to connect??status: 200\nattempts: 7\n"
+                         "first-attempt: unknown\nlast-attempt: 1970-01-01T00:00:01.000Z\nurl: -\n");
+        why.status = 302;
+        why.error = "HTTP 302 redirect to https://b.example/, not followed";
+        why.first_ms = 500;
+        why.url = "https://a.example/in";
+        why.location = "https://b.example/";
+        spool_reason_format(&why, buf, sizeof(buf));
+        ck_assert_str_eq(buf, "status: 302\nerror: HTTP 302 redirect to https://b.example/, not followed\n"
+                         "attempts: 7\nfirst-attempt: 1970-01-01T00:00:00.500Z\n"
+                         "last-attempt: 1970-01-01T00:00:01.000Z\nurl: https://a.example/in\n"
+                         "location: https://b.example/\n");
+        /* Truncated, never overrun. */
+        spool_reason_format(&why, small, sizeof(small));
+        ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
+        ck_assert(strncmp(small, buf, sizeof(small) - 1) == 0);
+}
+END_TEST
+
+/* The table of outcome.h, case by case: what happened in, the verdict, the
+ * attempts to record, when to retry and the words out. */
+START_TEST(test_outcome_table)
+{
+        const struct hw_config cfg = {
+                .retry_interval_ms = 30000,
+                .retry_max_interval_ms = 3600000,
+                .max_retry_age_ms = 600000,
+        };
+        static const struct {
+                struct outcome_attempt in;
+                enum outcome_verdict verdict;
+                unsigned attempts;
+                int64_t due_ms;
+                const char *what;
+        } cases[] = {
+                { { .cause = OUTCOME_HTTP, .status = 200, .now_ms = 1000 }, OUTCOME_DELIVERED, 1, 0, "" },
+                { { .cause = OUTCOME_HTTP, .status = 204, .attempts_before = 4, .now_ms = 1000 },
+                  OUTCOME_DELIVERED, 5, 0, "" },
+                { { .cause = OUTCOME_HTTP, .status = 299, .now_ms = 1000 }, OUTCOME_DELIVERED, 1, 0, "" },
+                { { .cause = OUTCOME_HTTP, .status = 406, .now_ms = 1000 }, OUTCOME_DEAD, 1, 0, "HTTP 406" },
+                { { .cause = OUTCOME_HTTP, .status = 500, .now_ms = 1000 }, OUTCOME_RETRY, 1, 31000,
+                  "HTTP 500" },
+                { { .cause = OUTCOME_HTTP, .status = 199, .now_ms = 1000 }, OUTCOME_RETRY, 1, 31000,
+                  "HTTP 199" },
+                { { .cause = OUTCOME_HTTP, .status = 300, .now_ms = 1000 }, OUTCOME_RETRY, 1, 31000,
+                  "HTTP 300 redirect to (no Location), not followed" },
+                { { .cause = OUTCOME_HTTP, .status = 301, .location = "https://x.example/",
+                    .attempts_before = 2, .now_ms = 1000 }, OUTCOME_RETRY, 3, 121000,
+                  "HTTP 301 redirect to https://x.example/, not followed" },
+                { { .cause = OUTCOME_HTTP, .status = 0, .now_ms = 1000 }, OUTCOME_RETRY, 1, 31000,
+                  "HTTP 0" },
+                { { .cause = OUTCOME_TRANSPORT, .status = 0, .error = "Connection refused",
+                    .now_ms = 1000 }, OUTCOME_RETRY, 1, 31000, "Connection refused" },
+                { { .cause = OUTCOME_READ, .errno_value = -EIO, .now_ms = 1000 }, OUTCOME_RETRY, 1,
+                  31000, "reading the item: Input/output error" },
+                { { .cause = OUTCOME_LOCAL, .errno_value = -ENOMEM, .now_ms = 1000 }, OUTCOME_RETRY,
+                  1, 31000, "local error: Cannot allocate memory" },
+                { { .cause = OUTCOME_ENVELOPE, .errno_value = -EIO, .now_ms = 1000 }, OUTCOME_RETRY,
+                  1, 31000, "local error: Input/output error" },
+                { { .cause = OUTCOME_ENVELOPE, .errno_value = -EBADMSG, .attempts_before = 3,
+                    .now_ms = 1000 }, OUTCOME_DEAD, 3, 0, "unreadable item: Bad message" },
+                /* The retry age, counted from receipt: the last try is at the limit. */
+                { { .cause = OUTCOME_HTTP, .status = 503, .attempts_before = 5, .received_ms = 0,
+                    .now_ms = 590000 }, OUTCOME_RETRY, 6, 600000, "HTTP 503" },
+                { { .cause = OUTCOME_HTTP, .status = 503, .received_ms = 0, .now_ms = 600000 },
+                  OUTCOME_DEAD, 1, 0, "HTTP 503; retry age exceeded" },
+                { { .cause = OUTCOME_TRANSPORT, .error = "Timeout was reached", .received_ms = 0,
+                    .now_ms = 700000 }, OUTCOME_DEAD, 1, 0, "Timeout was reached; retry age exceeded" },
+                /* A 2xx or a 406 past the age is still what it is. */
+                { { .cause = OUTCOME_HTTP, .status = 200, .received_ms = 0, .now_ms = 700000 },
+                  OUTCOME_DELIVERED, 1, 0, "" },
+                { { .cause = OUTCOME_HTTP, .status = 406, .received_ms = 0, .now_ms = 700000 },
+                  OUTCOME_DEAD, 1, 0, "HTTP 406" },
+                /* Receipt time unknown: no age limit applies. */
+                { { .cause = OUTCOME_HTTP, .status = 500, .received_ms = -1, .now_ms = 700000 },
+                  OUTCOME_RETRY, 1, 730000, "HTTP 500" },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct outcome o;
+
+                outcome_decide(&cfg, &cases[i].in, &o);
+                ck_assert_msg(o.verdict == cases[i].verdict, "case %zu: verdict %d", i, o.verdict);
+                ck_assert_msg(o.attempts == cases[i].attempts, "case %zu: attempts %u", i, o.attempts);
+                ck_assert_msg(o.due_ms == cases[i].due_ms, "case %zu: due %lld", i, (long long)o.due_ms);
+                ck_assert_msg(strcmp(o.what, cases[i].what) == 0, "case %zu: '%s'", i, o.what);
+        }
 }
 END_TEST
 
@@ -313,6 +463,8 @@ int main(void)
         tcase_add_test(tc, test_payload_reference);
         tcase_add_test(tc, test_sign);
         tcase_add_test(tc, test_next_due);
+        tcase_add_test(tc, test_reason_format);
+        tcase_add_test(tc, test_outcome_table);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

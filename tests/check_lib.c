@@ -12,10 +12,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "journal.h"
+#include "log.h"
 #include "smtp.h"
 #include "spool.h"
 
@@ -329,7 +331,7 @@ START_TEST(test_envelope_recipient_limit)
 END_TEST
 
 /* Fault injection: the failing call and the errno it reports. */
-static enum { FAIL_NONE, FAIL_WRITE, FAIL_FSYNC, FAIL_RENAME } fail_at;
+static enum { FAIL_NONE, FAIL_WRITE, FAIL_FSYNC, FAIL_DIR_FSYNC, FAIL_RENAME } fail_at;
 static int fail_errno;
 static int fsync_calls;
 
@@ -344,24 +346,27 @@ static ssize_t faulty_write(int fd, const void *buf, size_t len)
 
 static int faulty_fsync(int fd)
 {
+        struct stat st;
+
         fsync_calls++;
-        if (fail_at == FAIL_FSYNC) {
+        if (fail_at == FAIL_FSYNC ||
+            (fail_at == FAIL_DIR_FSYNC && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))) {
                 errno = fail_errno;
                 return -1;
         }
         return fsync(fd);
 }
 
-static int faulty_renameat(int a, const char *b, int c, const char *d)
+static int faulty_renameat2(int a, const char *b, int c, const char *d, unsigned int flags)
 {
         if (fail_at == FAIL_RENAME) {
                 errno = fail_errno;
                 return -1;
         }
-        return renameat(a, b, c, d);
+        return renameat2(a, b, c, d, flags);
 }
 
-static const struct spool_io faulty_io = { faulty_write, faulty_fsync, faulty_renameat };
+static const struct spool_io faulty_io = { faulty_write, faulty_fsync, faulty_renameat2 };
 
 START_TEST(test_spool_commit_fsyncs)
 {
@@ -443,6 +448,8 @@ START_TEST(test_session_disk_faults)
                 { FAIL_WRITE, ENOSPC, "452 4.3.1 Insufficient system storage" },
                 { FAIL_FSYNC, EIO, "451 4.3.0 Local error in processing" },
                 { FAIL_FSYNC, ENOSPC, "452 4.3.1 Insufficient system storage" },
+                /* The name is in pending/ but not on disk: the commit is undone. */
+                { FAIL_DIR_FSYNC, EIO, "451 4.3.0 Local error in processing" },
                 { FAIL_RENAME, EIO, "451 4.3.0 Local error in processing" },
         };
 
@@ -460,10 +467,11 @@ START_TEST(test_session_disk_faults)
 END_TEST
 
 static int strays_reported;
+static int stray_error;               /* the error each report must carry */
 
 static void count_stray(void *userdata, const char *name, int error)
 {
-        ck_assert_int_eq(error, 0);
+        ck_assert_int_eq(error, stray_error);
         strays_reported++;
 }
 
@@ -487,6 +495,21 @@ START_TEST(test_spool_evict_strays)
                 fputs("operator's file\n", f);
                 fclose(f);
         }
+        /* Through the fault seam: a stray that cannot be moved is reported
+         * with its error and stays where it is. */
+        s.io = &faulty_io;
+        fail_at = FAIL_RENAME;
+        fail_errno = EACCES;
+        stray_error = -EACCES;
+        strays_reported = 0;
+        ck_assert_int_eq(spool_evict_strays(&s, count_stray, NULL), 0);
+        ck_assert_int_eq(strays_reported, 2);
+        ck_assert_int_eq(count_entries("pending"), 2);   /* the item and README */
+        snprintf(path, sizeof(path), "%s/pending/.note.swp", spool_root);
+        ck_assert_int_eq(access(path, F_OK), 0);
+        ck_assert_int_eq(count_entries("dead"), 0);
+        fail_at = FAIL_NONE;
+        stray_error = 0;
         strays_reported = 0;
         ck_assert_int_eq(spool_evict_strays(&s, count_stray, NULL), 2);
         ck_assert_int_eq(strays_reported, 2);
@@ -503,6 +526,102 @@ START_TEST(test_spool_evict_strays)
 }
 END_TEST
 
+/* S1 -> gone for a tmp/ item its session left behind, not for one being
+ * written now. */
+START_TEST(test_spool_clean_tmp)
+{
+        struct spool s;
+        struct envelope env;
+        struct spool_item *item = malloc(sizeof(*item)), *live = malloc(sizeof(*live));
+        struct timespec old[2] = { { .tv_sec = 1000000 }, { .tv_sec = 1000000 } };
+        struct timespec now;
+        char path[256];
+
+        spool_setup(&s);
+        make_envelope(&env);
+        ck_assert_int_eq(spool_create(&s, &env, item), 0);
+        snprintf(path, sizeof(path), "%s/tmp/%s", spool_root, env.id);
+        ck_assert_int_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+        ck_assert_int_eq(spool_new_id(env.id), 0);
+        ck_assert_int_eq(spool_create(&s, &env, live), 0);
+        ck_assert_int_eq(clock_gettime(CLOCK_REALTIME, &now), 0);
+        ck_assert_int_eq(spool_clean_tmp(&s, (int64_t)now.tv_sec * 1000), 1);
+        ck_assert_int_eq(access(path, F_OK), -1);
+        ck_assert_int_eq(count_entries("tmp"), 1);
+        ck_assert_int_eq(spool_commit(live), 0);
+        close(item->fd);
+        envelope_free(&env);
+        free(item);
+        free(live);
+        spool_teardown(&s);
+}
+END_TEST
+
+
+/* Reads what this process wrote to stderr into file since offset 0. */
+static void log_read_back(FILE *f, char *buf, size_t len)
+{
+        size_t n;
+
+        fflush(stderr);
+        rewind(f);
+        n = fread(buf, 1, len - 1, f);
+        buf[n] = '\0';
+        ck_assert_int_eq(ftruncate(fileno(f), 0), 0);
+        rewind(f);
+}
+
+/* Structured records and plain messages: the stderr line outside the
+ * journal, the priority prefix under it, and the bounds of a record. */
+START_TEST(test_log_fields)
+{
+        static char big[LOG_RECORD_MAX * 2];
+        char got[LOG_RECORD_MAX * 2], stream[64];
+        struct log_fields f;
+        struct stat st;
+        FILE *out = tmpfile();
+
+        ck_assert_ptr_nonnull(out);
+        ck_assert_int_eq(dup2(fileno(out), 2), 2);
+        unsetenv("JOURNAL_STREAM");
+        log_init("hw-test");
+
+        log_fields_init(&f);
+        log_field(&f, "HW_QUEUE_ID", "%s", "1763729000123456-8f3a0c1b2e4d5a6f");
+        log_field(&f, "HW_ATTEMPT", "%u", 3u);
+        log_fields_send(LOG_NOTICE, &f, "%s %s", "item", "deferred");
+        log_read_back(out, got, sizeof(got));
+        ck_assert_str_eq(got, "hw-test: item deferred HW_QUEUE_ID=1763729000123456-8f3a0c1b2e4d5a6f "
+                         "HW_ATTEMPT=3\n");
+
+        /* Too many fields, too long a value: cut, never overrun. */
+        log_fields_init(&f);
+        for (int i = 0; i < LOG_FIELDS_MAX + 8; i++)
+                log_field(&f, "HW_N", "%d", i);
+        ck_assert_uint_eq(f.n, LOG_FIELDS_MAX);
+        ck_assert_ptr_null(f.field[LOG_FIELDS_MAX]);
+        log_fields_init(&f);
+        memset(big, 'x', sizeof(big) - 1);
+        log_field(&f, "HW_BIG", "%s", big);
+        log_field(&f, "HW_AFTER", "%s", "y");
+        ck_assert_uint_eq(f.n, 1);
+        ck_assert_uint_eq(strlen(f.field[0]), LOG_RECORD_MAX - 1);
+        ck_assert_uint_le(f.used, sizeof(f.buf));
+
+        /* Under journald (JOURNAL_STREAM names stderr) a plain message
+         * carries its priority. */
+        ck_assert_int_eq(fstat(2, &st), 0);
+        snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        setenv("JOURNAL_STREAM", stream, 1);
+        log_init("hw-test");
+        log_msg(LOG_ERR, "configuration: %s", "bad");
+        log_read_back(out, got, sizeof(got));
+        ck_assert_str_eq(got, "<3>configuration: bad\n");
+        unsetenv("JOURNAL_STREAM");
+        fclose(out);
+}
+END_TEST
 
 /* A native journal record, read back from a socket of our own. */
 START_TEST(test_journal_record)
@@ -568,7 +687,9 @@ static Suite *lib_suite(void)
         tcase_add_test(tc, test_spool_commit_fsyncs);
         tcase_add_test(tc, test_session_disk_faults);
         tcase_add_test(tc, test_spool_evict_strays);
+        tcase_add_test(tc, test_spool_clean_tmp);
         tcase_add_test(tc, test_journal_record);
+        tcase_add_test(tc, test_log_fields);
         suite_add_tcase(s, tc);
         return s;
 }
