@@ -1,14 +1,15 @@
 /* Test helper, never installed by `make install`: loads the configuration
- * and opens the spool as hw-receive does, applies hw-receive's own sandbox
- * (receive/sandbox.c) and reports what the process can still do, one line
- * each, into SPOOL_DIR/NAME (the only place it can write). The container
- * test runs it as ExecStartPre= of hw-receive@.service, so it sees the
- * unit's settings and the process's own sandbox together.
- * Usage: hw-sandbox-probe NAME PORT */
+ * and opens the spool as the programs do, applies hw-receive's own sandbox
+ * (receive/sandbox.c), or hw-flush's with `delivery`, and reports what the
+ * process can still do, one line each, into SPOOL_DIR/NAME (the only place
+ * it can write). The container test runs it as ExecStartPre= of the units,
+ * so it sees the unit's settings and the process's own sandbox together.
+ * Usage: hw-sandbox-probe NAME PORT [delivery] */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +69,10 @@ int main(int argc, char **argv)
         FILE *out;
         int fd, r;
 
-        if (argc != 3 || strchr(argv[1], '/')) {
-                fprintf(stderr, "usage: hw-sandbox-probe NAME PORT\n");
+        bool delivery = argc == 4 && strcmp(argv[3], "delivery") == 0;
+
+        if ((argc != 3 && !delivery) || strchr(argv[1], '/')) {
+                fprintf(stderr, "usage: hw-sandbox-probe NAME PORT [delivery]\n");
                 return 64;
         }
         if (config_load(&cfg, err, sizeof(err)) < 0) {
@@ -81,7 +84,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "hw-sandbox-probe: spool: %s\n", strerror(-r));
                 return 0;
         }
-        r = sandbox_apply(&cfg, spool.root_fd, err, sizeof(err));
+        r = delivery ? sandbox_apply_delivery(&cfg, spool.root_fd, err, sizeof(err))
+                     : sandbox_apply(&cfg, spool.root_fd, err, sizeof(err));
         fd = openat(spool.root_fd, argv[1], O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
         out = fd >= 0 ? fdopen(fd, "w") : NULL;
         if (!out) {
