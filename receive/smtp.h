@@ -26,6 +26,13 @@ enum decision_outcome {
         DECISION_TEMPFAIL,     /* 451 */
 };
 
+/* One reply line. bad_command: a refusal that counts toward
+ * SMTP_MAX_BAD_COMMANDS (a syntax error or an unknown command). */
+struct smtp_reply {
+        const char *text;
+        bool bad_command;
+};
+
 struct smtp_session;
 
 struct smtp_hooks {
@@ -75,10 +82,10 @@ int smtp_session_run(struct smtp_session *s);
 
 /* The validator of cmd: NULL when the command may proceed, else the reply.
  * Pure: fills path for MAIL and RCPT, touches nothing else. */
-const char *smtp_check(const struct smtp_session *s, enum smtp_cmd cmd, const char *args,
-                       struct smtp_path *path);
+const struct smtp_reply *smtp_check(const struct smtp_session *s, enum smtp_cmd cmd,
+                                    const char *args, struct smtp_path *path);
 
 /* The reply for a spool error (the SMTP boundary's one mapping). */
-const char *smtp_spool_error_reply(int error);
+const struct smtp_reply *smtp_spool_error_reply(int error);
 
 #endif

@@ -252,34 +252,42 @@ START_TEST(test_validators)
         struct smtp_path p;
         char *domains[] = { "example.com", NULL };
 
-        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c>", &p), "503 5.5.1 Send HELO or EHLO first");
+        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c>", &p)->text, "503 5.5.1 Send HELO or EHLO first");
         s->state = STATE_HELO;
         s->esmtp = true;
         ck_assert_ptr_null(smtp_check(s, CMD_MAIL, "<a@b.c>", &p));
-        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c> SIZE=1001", &p),
+        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c> SIZE=1001", &p)->text,
                          "552 5.3.4 Message size exceeds fixed maximum message size");
-        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<a@b.c>", &p), "503 5.5.1 Need MAIL before RCPT");
-        ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p), "503 5.5.1 Need MAIL command");
-        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<j\xc3\xb6rg@b.c>", &p),
+        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<a@b.c>", &p)->text, "503 5.5.1 Need MAIL before RCPT");
+        ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p)->text, "503 5.5.1 Need MAIL command");
+        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<j\xc3\xb6rg@b.c>", &p)->text,
                          "553 5.6.7 Non-ASCII address without SMTPUTF8");
         s->state = STATE_MAIL;
-        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c>", &p), "503 5.5.1 Nested MAIL command");
-        ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p), "503 5.5.1 Need RCPT command");
+        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c>", &p)->text, "503 5.5.1 Nested MAIL command");
+        ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p)->text, "503 5.5.1 Need RCPT command");
         ck_assert_ptr_null(smtp_check(s, CMD_RCPT, "<x@y.z>", &p));
         envelope_add_rcpt(&s->env, "x@y.z");
         envelope_add_rcpt(&s->env, "x2@y.z");
-        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<x3@y.z>", &p), "452 4.5.3 Too many recipients");
+        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<x3@y.z>", &p)->text, "452 4.5.3 Too many recipients");
         s->env.rcpt_count = 0;
         cfg.accept_all_recipients = false;
         cfg.accepted_domains = domains;
         ck_assert_ptr_null(smtp_check(s, CMD_RCPT, "<x@EXAMPLE.com>", &p));
-        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<x@example.net>", &p),
+        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<x@example.net>", &p)->text,
                          "550 5.7.1 Relaying denied: recipient domain not accepted here");
         s->state = STATE_RCPT;
         ck_assert_ptr_null(smtp_check(s, CMD_DATA, "", &p));
-        ck_assert_str_eq(smtp_check(s, CMD_DATA, "x", &p), "501 5.5.4 No arguments allowed");
-        ck_assert_str_eq(smtp_check(s, CMD_STARTTLS, "", &p), "502 5.5.1 STARTTLS not available");
-        ck_assert_str_eq(smtp_check(s, CMD_HELO, "", &p), "501 5.5.4 Syntax: HELO/EHLO hostname");
+        ck_assert_str_eq(smtp_check(s, CMD_DATA, "x", &p)->text, "501 5.5.4 No arguments allowed");
+        ck_assert_str_eq(smtp_check(s, CMD_STARTTLS, "", &p)->text, "502 5.5.1 STARTTLS not available");
+        ck_assert_str_eq(smtp_check(s, CMD_HELO, "", &p)->text, "501 5.5.4 Syntax: HELO/EHLO hostname");
+        /* Syntax errors count toward SMTP_MAX_BAD_COMMANDS; refusals by
+         * state or policy do not. */
+        ck_assert(smtp_check(s, CMD_HELO, "", &p)->bad_command);
+        ck_assert(smtp_check(s, CMD_DATA, "x", &p)->bad_command);
+        ck_assert(smtp_check(s, CMD_RCPT, "<x@", &p)->bad_command);
+        ck_assert(!smtp_check(s, CMD_STARTTLS, "", &p)->bad_command);
+        ck_assert(!smtp_check(s, CMD_RCPT, "<x@example.net>", &p)->bad_command);
+        ck_assert(!smtp_check(s, CMD_MAIL, "<a@b.c>", &p)->bad_command);
         envelope_free(&s->env);
 }
 END_TEST
