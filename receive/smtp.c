@@ -20,6 +20,7 @@ struct smtp_command {
         const struct smtp_reply *(*check)(const struct smtp_session *s, const char *args,
                                           struct smtp_path *path);
         int (*proceed)(struct smtp_session *s, const char *args, const struct smtp_path *path);
+        bool tls_verdict;          /* the reply depends on whether STARTTLS can work */
 };
 
 /* Every reply this server sends, once. A refusal with bad_command is a
@@ -227,7 +228,7 @@ static const struct smtp_reply *smtp_check_starttls(const struct smtp_session *s
                 return &reply_no_args;
         if (s->tls_active)
                 return &reply_tls_active;
-        if (!s->hooks || !s->hooks->tls_available || !s->hooks->tls_available((struct smtp_session *)s))
+        if (!s->tls_usable)
                 return &reply_tls_unavailable;
         if (s->state == STATE_CONNECTED)
                 return &reply_need_helo;
@@ -248,9 +249,9 @@ static int smtp_proceed_helo(struct smtp_session *s, const char *args, const str
 }
 
 /* Whether STARTTLS may be offered to this client now. */
-static bool smtp_tls_offerable(struct smtp_session *s)
+static bool smtp_tls_offerable(const struct smtp_session *s)
 {
-        return !s->tls_active && s->hooks && s->hooks->tls_available && s->hooks->tls_available(s);
+        return s->tls_usable && !s->tls_active;
 }
 
 static int smtp_proceed_ehlo(struct smtp_session *s, const char *args, const struct smtp_path *path)
@@ -330,18 +331,26 @@ static int smtp_proceed_quit(struct smtp_session *s, const char *args, const str
 
 static int smtp_proceed_starttls(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
+        struct io_transport t;
+        size_t dropped;
         int r = smtp_send(s, &reply_tls_go_ahead);
 
         if (r >= 0)
                 r = io_flush(&s->io);
         if (r >= 0)
-                r = s->hooks->tls_start(s);
+                r = s->hooks->tls_start(s->cfg, s->io.timeout_ms, s->env.remote_ip, &t,
+                                        s->env.tls, sizeof(s->env.tls));
         if (r < 0) {
                 /* The stream is in an unknown state: nothing more can be said.
                  * The hook has logged why. */
                 s->state = STATE_CLOSING;
                 return 0;
         }
+        /* CVE-2011-0411: whatever came with STARTTLS in plain text is dropped. */
+        dropped = io_switch_transport(&s->io, &t);
+        if (dropped)
+                log_msg(LOG_NOTICE, "dropped %zu plaintext bytes sent after STARTTLS by %s",
+                        dropped, s->env.remote_ip);
         /* RFC 3207 4.2: forget everything learnt before TLS, EHLO again. */
         s->tls_active = true;
         s->esmtp = false;
@@ -483,7 +492,8 @@ static int smtp_finish_message(struct smtp_session *s, enum data_result result)
         }
         r = spool_flush(&s->item);
         if (r >= 0 && s->hooks && s->hooks->decide) {
-                switch (s->hooks->decide(s, &s->item, reply, sizeof(reply), reason, sizeof(reason))) {
+                switch (s->hooks->decide(s->cfg, &s->env, &s->item, reply, sizeof(reply),
+                                         reason, sizeof(reason))) {
                 case DECISION_ALLOW:
                         break;
                 case DECISION_DENY:
@@ -555,37 +565,46 @@ static int smtp_proceed_data(struct smtp_session *s, const char *args, const str
 }
 
 static const struct smtp_command smtp_commands[] = {
-        { CMD_HELO, smtp_check_helo, smtp_proceed_helo },
-        { CMD_EHLO, smtp_check_helo, smtp_proceed_ehlo },
-        { CMD_MAIL, smtp_check_mail, smtp_proceed_mail },
-        { CMD_RCPT, smtp_check_rcpt, smtp_proceed_rcpt },
-        { CMD_DATA, smtp_check_data, smtp_proceed_data },
-        { CMD_RSET, smtp_check_no_args, smtp_proceed_rset },
-        { CMD_NOOP, smtp_check_any, smtp_proceed_noop },
-        { CMD_QUIT, smtp_check_no_args, smtp_proceed_quit },
-        { CMD_VRFY, smtp_check_any, smtp_proceed_vrfy },
-        { CMD_HELP, smtp_check_any, smtp_proceed_help },
-        { CMD_STARTTLS, smtp_check_starttls, smtp_proceed_starttls },
-        { CMD_EXPN, smtp_check_any, smtp_proceed_not_implemented },
-        { CMD_AUTH, smtp_check_any, smtp_proceed_not_implemented },
+        { CMD_HELO, smtp_check_helo, smtp_proceed_helo, false },
+        { CMD_EHLO, smtp_check_helo, smtp_proceed_ehlo, true },
+        { CMD_MAIL, smtp_check_mail, smtp_proceed_mail, false },
+        { CMD_RCPT, smtp_check_rcpt, smtp_proceed_rcpt, false },
+        { CMD_DATA, smtp_check_data, smtp_proceed_data, false },
+        { CMD_RSET, smtp_check_no_args, smtp_proceed_rset, false },
+        { CMD_NOOP, smtp_check_any, smtp_proceed_noop, false },
+        { CMD_QUIT, smtp_check_no_args, smtp_proceed_quit, false },
+        { CMD_VRFY, smtp_check_any, smtp_proceed_vrfy, false },
+        { CMD_HELP, smtp_check_any, smtp_proceed_help, true },
+        { CMD_STARTTLS, smtp_check_starttls, smtp_proceed_starttls, true },
+        { CMD_EXPN, smtp_check_any, smtp_proceed_not_implemented, false },
+        { CMD_AUTH, smtp_check_any, smtp_proceed_not_implemented, false },
 };
+
+static const struct smtp_command *smtp_command_find(enum smtp_cmd cmd)
+{
+        for (size_t i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++)
+                if (smtp_commands[i].cmd == cmd)
+                        return &smtp_commands[i];
+        return NULL;
+}
 
 const struct smtp_reply *smtp_check(const struct smtp_session *s, enum smtp_cmd cmd,
                                    const char *args, struct smtp_path *path)
 {
-        for (size_t i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++)
-                if (smtp_commands[i].cmd == cmd)
-                        return smtp_commands[i].check(s, args, path);
-        return &reply_unrecognized;
+        const struct smtp_command *c = smtp_command_find(cmd);
+
+        return c ? c->check(s, args, path) : &reply_unrecognized;
 }
 
-static int smtp_proceed(struct smtp_session *s, enum smtp_cmd cmd, const char *args,
-                        const struct smtp_path *path)
+/* Whether STARTTLS can work is asked once, before the first command whose
+ * reply depends on it (a session that never asks loads no TLS library),
+ * so that validators and actions only read the answer. */
+static void smtp_tls_settle(struct smtp_session *s, const struct smtp_command *c)
 {
-        for (size_t i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++)
-                if (smtp_commands[i].cmd == cmd)
-                        return smtp_commands[i].proceed(s, args, path);
-        return -EINVAL;
+        if (s->tls_checked || !c->tls_verdict)
+                return;
+        s->tls_usable = s->hooks && s->hooks->tls_usable && s->hooks->tls_usable(s->cfg, s->spool);
+        s->tls_checked = true;
 }
 
 int smtp_session_init(struct smtp_session *s, const struct hw_config *cfg, struct spool *spool,
@@ -624,6 +643,7 @@ void smtp_session_set_remote(struct smtp_session *s, const char *ip, unsigned po
 static int smtp_command(struct smtp_session *s)
 {
         struct smtp_path path;
+        const struct smtp_command *c = NULL;
         const struct smtp_reply *error;
         const char *args;
         enum smtp_cmd cmd;
@@ -641,11 +661,15 @@ static int smtp_command(struct smtp_session *s)
                 return r;
         else if ((cmd = smtp_parse_command(s->line, &args)) == CMD_UNKNOWN)
                 error = &reply_unrecognized;
-        else
-                error = smtp_check(s, cmd, args, &path);
+        else if ((c = smtp_command_find(cmd)) == NULL)
+                error = &reply_unrecognized;
+        else {
+                smtp_tls_settle(s, c);
+                error = c->check(s, args, &path);
+        }
 
         if (!error)
-                return smtp_proceed(s, cmd, args, &path);
+                return c->proceed(s, args, &path);
         if (error->bad_command)
                 s->bad_commands++;
         r = smtp_send(s, error);

@@ -1,9 +1,11 @@
 /* Unit tests of hw-receive's pure parts: command parsing, the validators,
- * and the DATA byte machine (end of data, dot-unstuffing, smuggling). */
+ * and the DATA byte machine (end of data, dot-unstuffing, smuggling); and
+ * what the session asks of its hooks. */
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data.h"
 #include "smtp.h"
@@ -292,6 +294,74 @@ START_TEST(test_validators)
 }
 END_TEST
 
+static unsigned tls_usable_calls;
+
+static bool count_tls_usable(const struct hw_config *cfg, const struct spool *spool)
+{
+        tls_usable_calls++;
+        return true;
+}
+
+static const struct smtp_hooks counting_hooks = { .tls_usable = count_tls_usable };
+
+/* Runs a whole session over pipes with counting_hooks; returns the replies. */
+static char *run_dialogue(const char *input)
+{
+        static struct smtp_session session;
+        struct hw_config cfg;
+        struct io_plain fds;
+        struct io_transport t;
+        int in[2], out[2];
+        char err[256], *reply = calloc(1, 8192);
+        ssize_t n, got = 0;
+
+        ck_assert_ptr_nonnull(reply);
+        setenv("SMTP_HOSTNAME", "mx.test", 1);
+        ck_assert_int_eq(config_load(&cfg, err, sizeof(err)), 0);
+        ck_assert_int_eq(pipe(in), 0);
+        ck_assert_int_eq(pipe(out), 0);
+        ck_assert_int_eq(write(in[1], input, strlen(input)), (ssize_t)strlen(input));
+        close(in[1]);
+        fds.in_fd = in[0];
+        fds.out_fd = out[1];
+        io_plain_transport(&fds, &t);
+        ck_assert_int_eq(smtp_session_init(&session, &cfg, NULL, &t, &counting_hooks), 0);
+        ck_assert_int_eq(smtp_session_run(&session), 0);
+        close(out[1]);
+        while ((n = read(out[0], reply + got, 8191 - got)) > 0)
+                got += n;
+        close(out[0]);
+        close(in[0]);
+        smtp_session_free(&session);
+        config_free(&cfg);
+        return reply;
+}
+
+/* Whether STARTTLS can work is asked once per session, before the first
+ * command whose reply depends on it, and never by a session that has no
+ * such command; the validators only read the answer. */
+START_TEST(test_tls_verdict_asked_once)
+{
+        char *reply;
+
+        tls_usable_calls = 0;
+        reply = run_dialogue("HELO a.example\r\nNOOP\r\nQUIT\r\n");
+        ck_assert_uint_eq(tls_usable_calls, 0);
+        ck_assert_ptr_nonnull(strstr(reply, "\r\n221 2.0.0 mx.test closing connection\r\n"));
+        free(reply);
+
+        reply = run_dialogue("STARTTLS\r\nEHLO a.example\r\nHELP\r\nSTARTTLS now\r\n"
+                             "EHLO b.example\r\nQUIT\r\n");
+        ck_assert_uint_eq(tls_usable_calls, 1);
+        ck_assert_ptr_nonnull(strstr(reply, "\r\n503 5.5.1 Send HELO or EHLO first\r\n"));
+        ck_assert_ptr_nonnull(strstr(reply, "\r\n250-STARTTLS\r\n"));
+        ck_assert_ptr_nonnull(strstr(reply, "\r\n214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET "
+                                     "NOOP QUIT VRFY HELP STARTTLS\r\n"));
+        ck_assert_ptr_nonnull(strstr(reply, "\r\n501 5.5.4 No arguments allowed\r\n"));
+        free(reply);
+}
+END_TEST
+
 static Suite *receive_suite(void)
 {
         Suite *s = suite_create("receive");
@@ -306,6 +376,7 @@ static Suite *receive_suite(void)
         tcase_add_test(tc, test_address_utf8);
         tcase_add_test(tc, test_proxy_v1);
         tcase_add_test(tc, test_validators);
+        tcase_add_test(tc, test_tls_verdict_asked_once);
         suite_add_tcase(s, tc);
         return s;
 }
