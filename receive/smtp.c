@@ -6,7 +6,6 @@
 #include <stddef.h>
 #include <strings.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +71,7 @@ static const struct smtp_reply
         reply_policy_unavailable = { .text = "451 4.7.1 Policy service unavailable, try again later" };
 
 /* Replies that carry a value are printf formats, so the compiler checks
- * their arguments. The line ends are added when they are sent. */
+ * their arguments; the line end is added where they are sent. */
 #define REPLY_GREETING "220 %s ESMTP hw-webhook"                              /* host */
 #define REPLY_HELO "250 %s"                                                   /* host */
 #define REPLY_EHLO "250-%s\r\n250-PIPELINING\r\n250-SIZE %" PRIu64 "\r\n" \
@@ -102,22 +101,6 @@ const struct smtp_reply *smtp_spool_error_reply(int error)
 static int smtp_send(struct smtp_session *s, const struct smtp_reply *reply)
 {
         return io_printf(&s->io, "%s\r\n", reply->text);
-}
-
-/* A reply that carries values: one of the REPLY_ formats. */
-__attribute__((format(printf, 2, 3)))
-static int smtp_sendf(struct smtp_session *s, const char *format, ...)
-{
-        char line[1024];
-        va_list ap;
-        int n;
-
-        va_start(ap, format);
-        n = vsnprintf(line, sizeof(line), format, ap);
-        va_end(ap);
-        if (n < 0)
-                return -EINVAL;
-        return io_printf(&s->io, "%s\r\n", line);
 }
 
 /* Reads from now on must end by deadline_ms, and the session's own
@@ -245,7 +228,7 @@ static int smtp_proceed_helo(struct smtp_session *s, const char *args, const str
         s->esmtp = false;
         smtp_transaction_reset(s);
         s->state = STATE_HELO;
-        return smtp_sendf(s, REPLY_HELO, s->cfg->hostname);
+        return io_printf(&s->io, REPLY_HELO "\r\n", s->cfg->hostname);
 }
 
 /* Whether STARTTLS may be offered to this client now. */
@@ -262,8 +245,8 @@ static int smtp_proceed_ehlo(struct smtp_session *s, const char *args, const str
         s->esmtp = true;
         smtp_transaction_reset(s);
         s->state = STATE_HELO;
-        return smtp_sendf(s, REPLY_EHLO, s->cfg->hostname, s->cfg->max_message_bytes,
-                          tls ? REPLY_EHLO_STARTTLS : "");
+        return io_printf(&s->io, REPLY_EHLO "\r\n", s->cfg->hostname, s->cfg->max_message_bytes,
+                         tls ? REPLY_EHLO_STARTTLS : "");
 }
 
 static int smtp_proceed_mail(struct smtp_session *s, const char *args, const struct smtp_path *path)
@@ -312,7 +295,7 @@ static int smtp_proceed_vrfy(struct smtp_session *s, const char *args, const str
 
 static int smtp_proceed_help(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
-        return smtp_sendf(s, REPLY_HELP, smtp_tls_offerable(s) ? REPLY_HELP_STARTTLS : "");
+        return io_printf(&s->io, REPLY_HELP "\r\n", smtp_tls_offerable(s) ? REPLY_HELP_STARTTLS : "");
 }
 
 /* Known commands this server does not do: 502 rather than 500, so a
@@ -326,7 +309,7 @@ static int smtp_proceed_not_implemented(struct smtp_session *s, const char *args
 static int smtp_proceed_quit(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
         s->state = STATE_CLOSING;
-        return smtp_sendf(s, REPLY_CLOSING, s->cfg->hostname);
+        return io_printf(&s->io, REPLY_CLOSING "\r\n", s->cfg->hostname);
 }
 
 static int smtp_proceed_starttls(struct smtp_session *s, const char *args, const struct smtp_path *path)
@@ -675,23 +658,23 @@ static int smtp_command(struct smtp_session *s)
         r = smtp_send(s, error);
         if (r >= 0 && s->bad_commands >= s->cfg->max_bad_commands) {
                 s->state = STATE_CLOSING;
-                r = smtp_sendf(s, REPLY_TOO_MANY_ERRORS, s->cfg->hostname);
+                r = io_printf(&s->io, REPLY_TOO_MANY_ERRORS "\r\n", s->cfg->hostname);
         }
         return r;
 }
 
 int smtp_session_run(struct smtp_session *s)
 {
-        int r = smtp_sendf(s, REPLY_GREETING, s->cfg->hostname);
+        int r = io_printf(&s->io, REPLY_GREETING "\r\n", s->cfg->hostname);
 
         while (r >= 0 && s->state != STATE_CLOSING)
                 r = smtp_command(s);
         if (r == -ETIMEDOUT)
-                smtp_sendf(s, REPLY_IDLE_TIMEOUT, s->cfg->hostname);
+                io_printf(&s->io, REPLY_IDLE_TIMEOUT "\r\n", s->cfg->hostname);
         if (r == -ETIME) {
                 log_msg(LOG_NOTICE, "session with %s ended: %s deadline exceeded",
                         s->env.remote_ip, s->deadline_what);
-                smtp_sendf(s, REPLY_DEADLINE, s->cfg->hostname, s->deadline_what);
+                io_printf(&s->io, REPLY_DEADLINE "\r\n", s->cfg->hostname, s->deadline_what);
                 /* A normal end for the caller, like the idle timeout. */
                 r = -ETIMEDOUT;
         }
