@@ -126,6 +126,33 @@ static void smtp_transaction_reset(struct smtp_session *s)
 
 /* Validators: pure, they only look at the session and the arguments. */
 
+/* The refusals of a MAIL or RCPT path that does not parse, one for each
+ * error of smtp_parse_path(). */
+struct smtp_path_refusals {
+        const struct smtp_reply *too_long;     /* -ENAMETOOLONG */
+        const struct smtp_reply *parameter;    /* -EPROTO */
+        const struct smtp_reply *syntax;       /* any other error */
+};
+
+static const struct smtp_path_refusals smtp_sender_refusals = {
+        &reply_sender_too_long, &reply_mail_parameter, &reply_sender_syntax,
+};
+static const struct smtp_path_refusals smtp_recipient_refusals = {
+        &reply_recipient_too_long, &reply_rcpt_parameter, &reply_recipient_syntax,
+};
+
+static const struct smtp_reply *smtp_check_path(const char *args, bool is_sender, struct smtp_path *path)
+{
+        const struct smtp_path_refusals *no = is_sender ? &smtp_sender_refusals : &smtp_recipient_refusals;
+        int r = smtp_parse_path(args, is_sender, path);
+
+        if (r == -ENAMETOOLONG)
+                return no->too_long;
+        if (r == -EPROTO)
+                return no->parameter;
+        return r < 0 ? no->syntax : NULL;
+}
+
 static const struct smtp_reply *smtp_check_helo(const struct smtp_session *s, const char *args, struct smtp_path *path)
 {
         if (!*args)
@@ -135,19 +162,15 @@ static const struct smtp_reply *smtp_check_helo(const struct smtp_session *s, co
 
 static const struct smtp_reply *smtp_check_mail(const struct smtp_session *s, const char *args, struct smtp_path *path)
 {
-        int r;
+        const struct smtp_reply *refusal;
 
         if (s->state == STATE_CONNECTED)
                 return &reply_need_helo;
         if (s->state != STATE_HELO)
                 return &reply_nested_mail;
-        r = smtp_parse_path(args, true, path);
-        if (r == -ENAMETOOLONG)
-                return &reply_sender_too_long;
-        if (r == -EPROTO)
-                return &reply_mail_parameter;
-        if (r < 0)
-                return &reply_sender_syntax;
+        refusal = smtp_check_path(args, true, path);
+        if (refusal)
+                return refusal;
         if (!s->esmtp && (path->size || path->smtputf8 || path->body != BODY_7BIT))
                 return &reply_parameters_need_ehlo;
         if (path->size > s->cfg->max_message_bytes)
@@ -159,19 +182,15 @@ static const struct smtp_reply *smtp_check_mail(const struct smtp_session *s, co
 
 static const struct smtp_reply *smtp_check_rcpt(const struct smtp_session *s, const char *args, struct smtp_path *path)
 {
-        int r;
+        const struct smtp_reply *refusal;
 
         if (s->state == STATE_CONNECTED)
                 return &reply_need_helo;
         if (s->state != STATE_MAIL && s->state != STATE_RCPT)
                 return &reply_need_mail_before_rcpt;
-        r = smtp_parse_path(args, false, path);
-        if (r == -ENAMETOOLONG)
-                return &reply_recipient_too_long;
-        if (r == -EPROTO)
-                return &reply_rcpt_parameter;
-        if (r < 0)
-                return &reply_recipient_syntax;
+        refusal = smtp_check_path(args, false, path);
+        if (refusal)
+                return refusal;
         if (!s->smtputf8 && !smtp_address_valid(path->addr, false) &&
             strcasecmp(path->addr, "postmaster") != 0)
                 return &reply_non_ascii_address;
