@@ -15,7 +15,7 @@
 
 #include "decision_request.h"
 #include "http_policy.h"
-#include "modules.h"
+#include "module_api.h"
 
 struct decision_call {
         struct decision_request req;
@@ -221,8 +221,7 @@ static enum decision_outcome decision_transfer(const struct hw_config *cfg, stru
         return DECISION_TEMPFAIL;
 }
 
-static enum decision_outcome decision_decide(const struct hw_config *cfg, const struct envelope *env,
-                                             int fd, off_t message_offset,
+static enum decision_outcome decision_decide(const struct hw_config *cfg, const struct hw_module_message *msg,
                                              char *reply, size_t reply_size,
                                              char *reason, size_t reason_size)
 {
@@ -244,7 +243,7 @@ static enum decision_outcome decision_decide(const struct hw_config *cfg, const 
                 snprintf(reason, reason_size, "decision: out of memory");
                 return DECISION_TEMPFAIL;
         }
-        r = decision_request_build(&c->req, cfg->decision_mode, env, fd, message_offset);
+        r = decision_request_build(&c->req, cfg->decision_mode, msg->env, msg->fd, msg->offset);
         body_len = c->req.head_len + c->req.tail_len;
         if (r >= 0 && c->req.has_stream) {
                 uint64_t raw_len;
@@ -263,9 +262,9 @@ static enum decision_outcome decision_decide(const struct hw_config *cfg, const 
         return outcome;
 }
 
-/* The one symbol hw-receive looks up (modules.h). */
+/* The one symbol hw-receive looks up (module_api.h). */
 extern const struct hw_decision_module hw_decision_module;
 const struct hw_decision_module hw_decision_module = {
-        .abi = HW_MODULE_ABI,
+        .module = { .abi = HW_MODULE_ABI, .check = NULL },
         .decide = decision_decide,
 };

@@ -10,7 +10,7 @@
 #include <sys/types.h>
 
 #include "config.h"
-#include "smtp.h"
+#include "module_api.h"
 #include "spool.h"
 
 #define DECISION_PROTOCOL "haraka-webhook.decision.v1"

@@ -11,15 +11,7 @@
 #include <sys/types.h>
 
 #include "hw_limits.h"
-
-struct io_transport {
-        /* > 0 bytes read, 0 end of input, -ETIMEDOUT after timeout_ms
-         * without input, other -errno on errors. */
-        ssize_t (*read)(void *ctx, void *buf, size_t len, int timeout_ms);
-        /* Writes all of buf: 0 or -errno. */
-        int (*write)(void *ctx, const void *buf, size_t len);
-        void *ctx;
-};
+#include "io_transport.h"
 
 struct io {
         struct io_transport transport;

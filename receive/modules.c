@@ -1,4 +1,4 @@
-/* Loading hw-receive's optional modules; see modules.h. */
+/* Loading hw-receive's optional modules; see modules.h and module_api.h. */
 #include "modules.h"
 
 #include <dlfcn.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "module_api.h"
 
 #ifndef PKGLIBDIR
 #define PKGLIBDIR "/usr/lib/hw-webhook"
@@ -20,12 +21,29 @@
 struct module {
         const char *file;
         const char *symbol;
+        bool (*wanted)(const struct hw_config *cfg);
         void *handle;
-        const void *api;
+        const struct hw_module *api;   /* NULL until loaded */
 };
 
-static struct module tls_module = { HW_TLS_MODULE_FILE, HW_TLS_MODULE_SYMBOL, NULL, NULL };
-static struct module decision_module = { HW_DECISION_MODULE_FILE, HW_DECISION_MODULE_SYMBOL, NULL, NULL };
+static bool modules_want_tls(const struct hw_config *cfg)
+{
+        return cfg->tls_cert_path[0] && cfg->tls_key_path[0];
+}
+
+static bool modules_want_decision(const struct hw_config *cfg)
+{
+        return cfg->decision_url[0];
+}
+
+/* Every module hw-receive knows, in the order --check-config checks them. */
+enum { MODULE_TLS, MODULE_DECISION, MODULE_COUNT };
+static struct module modules[MODULE_COUNT] = {
+        [MODULE_TLS] = { .file = HW_TLS_MODULE_FILE, .symbol = HW_TLS_MODULE_SYMBOL,
+                         .wanted = modules_want_tls },
+        [MODULE_DECISION] = { .file = HW_DECISION_MODULE_FILE, .symbol = HW_DECISION_MODULE_SYMBOL,
+                              .wanted = modules_want_decision },
+};
 
 /* The TLS verdict is taken once per process, on the first EHLO, and
  * remembered in the spool's tls-verdict note for the certificate and key
@@ -41,7 +59,7 @@ static int module_load(struct module *m, char *err, size_t errlen)
 {
         const char *dir = getenv("HW_MODULE_DIR");
         char path[4096];
-        const unsigned *abi;
+        const struct hw_module *api;
 
         if (m->api)
                 return 0;
@@ -56,14 +74,14 @@ static int module_load(struct module *m, char *err, size_t errlen)
                 snprintf(err, errlen, "cannot load %s: %s", path, dlerror());
                 return -ENOENT;
         }
-        abi = dlsym(m->handle, m->symbol);
-        if (!abi || *abi != HW_MODULE_ABI) {
+        api = dlsym(m->handle, m->symbol);
+        if (!api || api->abi != HW_MODULE_ABI) {
                 snprintf(err, errlen, "%s: no %s of ABI %d", path, m->symbol, HW_MODULE_ABI);
                 dlclose(m->handle);
                 m->handle = NULL;
                 return -ENOEXEC;
         }
-        m->api = abi;
+        m->api = api;
         return 0;
 }
 
@@ -135,7 +153,29 @@ static void tls_verdict_remember(const struct spool *spool, const char *key, boo
                 log_msg(LOG_WARNING, "cannot write the spool's %s note: %s", TLS_VERDICT_NOTE, strerror(-r));
 }
 
-static bool modules_tls_available(struct smtp_session *s)
+/* The entry points of a loaded module; each module's struct starts with
+ * struct hw_module (module_api.h). */
+static const struct hw_tls_module *modules_tls(void)
+{
+        return (const struct hw_tls_module *)modules[MODULE_TLS].api;
+}
+
+static const struct hw_decision_module *modules_decision(void)
+{
+        return (const struct hw_decision_module *)modules[MODULE_DECISION].api;
+}
+
+/* Loads m and checks its settings: 0, or -errno with the reason in err. */
+static int module_load_checked(struct module *m, const struct hw_config *cfg, char *err, size_t errlen)
+{
+        int r = module_load(m, err, errlen);
+
+        if (r >= 0 && m->api->check)
+                r = m->api->check(cfg, err, errlen);
+        return r;
+}
+
+static bool modules_tls_usable(const struct hw_config *cfg, const struct spool *spool)
 {
         char err[512], key[512];
         bool ok, keyed;
@@ -143,16 +183,14 @@ static bool modules_tls_available(struct smtp_session *s)
 
         if (tls_status != TLS_UNCHECKED)
                 return tls_status == TLS_READY;
-        keyed = tls_verdict_key(s->cfg, key, sizeof(key)) >= 0;
-        if (keyed && tls_verdict_recall(s->spool, key, &ok, err, sizeof(err)) >= 0) {
+        keyed = tls_verdict_key(cfg, key, sizeof(key)) >= 0;
+        if (keyed && tls_verdict_recall(spool, key, &ok, err, sizeof(err)) >= 0) {
                 r = ok ? 0 : -EINVAL;
         } else {
-                r = module_load(&tls_module, err, sizeof(err));
-                if (r >= 0)
-                        r = ((const struct hw_tls_module *)tls_module.api)->check(s->cfg, err, sizeof(err));
+                r = module_load_checked(&modules[MODULE_TLS], cfg, err, sizeof(err));
                 /* A module that cannot load says nothing about the files. */
-                if (keyed && tls_module.api)
-                        tls_verdict_remember(s->spool, key, r >= 0, err);
+                if (keyed && modules_tls())
+                        tls_verdict_remember(spool, key, r >= 0, err);
         }
         tls_status = r < 0 ? TLS_BROKEN : TLS_READY;
         /* Loud, but mail keeps flowing without STARTTLS. */
@@ -161,104 +199,77 @@ static bool modules_tls_available(struct smtp_session *s)
         return tls_status == TLS_READY;
 }
 
-static int modules_tls_start(struct smtp_session *s)
+static int modules_tls_start(const struct hw_config *cfg, int timeout_ms, const char *remote_ip,
+                             struct io_transport *t, char *desc, size_t desc_size)
 {
-        const struct hw_tls_module *tls;
-        struct io_transport t;
         char err[512];
-        size_t dropped;
         /* Loaded here when the verdict came from the note. */
-        int r = module_load(&tls_module, err, sizeof(err));
+        int r = module_load(&modules[MODULE_TLS], err, sizeof(err));
 
         if (r < 0) {
                 log_msg(LOG_ERR, "STARTTLS failed: %s", err);
                 return r;
         }
-        tls = tls_module.api;
-        r = tls->start(s->cfg, 0, 1, s->io.timeout_ms, &t, s->env.tls, sizeof(s->env.tls),
-                       err, sizeof(err));
-
-        if (r < 0) {
-                log_msg(LOG_WARNING, "TLS handshake with %s failed: %s", s->env.remote_ip, err);
-                return r;
-        }
-        /* CVE-2011-0411: whatever came with STARTTLS in plain text is dropped. */
-        dropped = io_switch_transport(&s->io, &t);
-        if (dropped)
-                log_msg(LOG_NOTICE, "dropped %zu plaintext bytes sent after STARTTLS by %s",
-                        dropped, s->env.remote_ip);
-        return 0;
+        r = modules_tls()->start(cfg, 0, 1, timeout_ms, t, desc, desc_size, err, sizeof(err));
+        if (r < 0)
+                log_msg(LOG_WARNING, "TLS handshake with %s failed: %s", remote_ip, err);
+        return r;
 }
 
-static enum decision_outcome modules_decide(struct smtp_session *s, const struct spool_item *item,
-                                            char *reply, size_t size, char *reason, size_t reason_size)
+static enum decision_outcome modules_decide(const struct hw_config *cfg, const struct envelope *env,
+                                            const struct spool_item *item, char *reply, size_t size,
+                                            char *reason, size_t reason_size)
 {
-        const struct hw_decision_module *decision;
+        struct hw_module_message msg = { .env = env, .offset = item->message_offset };
         enum decision_outcome outcome;
-        int fd, r = module_load(&decision_module, reason, reason_size);
+        int r = module_load(&modules[MODULE_DECISION], reason, reason_size);
 
         if (r < 0)
                 return DECISION_TEMPFAIL;
-        decision = decision_module.api;
-        fd = spool_item_open_read(item);
-        if (fd < 0) {
-                snprintf(reason, reason_size, "cannot reopen the message: %s", strerror(-fd));
+        msg.fd = spool_item_open_read(item);
+        if (msg.fd < 0) {
+                snprintf(reason, reason_size, "cannot reopen the message: %s", strerror(-msg.fd));
                 return DECISION_TEMPFAIL;
         }
-        outcome = decision->decide(s->cfg, &s->env, fd, item->message_offset, reply, size,
-                                   reason, reason_size);
-        close(fd);
+        outcome = modules_decision()->decide(cfg, &msg, reply, size, reason, reason_size);
+        close(msg.fd);
         return outcome;
 }
 
-static const struct smtp_hooks modules_tls_hooks = {
-        .tls_available = modules_tls_available,
-        .tls_start = modules_tls_start,
-};
-
-static const struct smtp_hooks modules_decision_hooks = {
-        .decide = modules_decide,
-};
-
-static const struct smtp_hooks modules_all_hooks = {
-        .tls_available = modules_tls_available,
-        .tls_start = modules_tls_start,
-        .decide = modules_decide,
-};
-
 const struct smtp_hooks *modules_hooks(const struct hw_config *cfg)
 {
-        bool tls = cfg->tls_cert_path[0] && cfg->tls_key_path[0];
-        bool decision = cfg->decision_url[0];
+        static struct smtp_hooks hooks;
+        bool any = false;
 
-        if (tls && decision)
-                return &modules_all_hooks;
-        if (tls)
-                return &modules_tls_hooks;
-        if (decision)
-                return &modules_decision_hooks;
-        return NULL;
+        if (modules[MODULE_TLS].wanted(cfg)) {
+                hooks.tls_usable = modules_tls_usable;
+                hooks.tls_start = modules_tls_start;
+                any = true;
+        }
+        if (modules[MODULE_DECISION].wanted(cfg)) {
+                hooks.decide = modules_decide;
+                any = true;
+        }
+        return any ? &hooks : NULL;
 }
 
 int modules_check(const struct hw_config *cfg, char *err, size_t errlen)
 {
-        int r;
+        for (size_t i = 0; i < MODULE_COUNT; i++) {
+                int r;
 
-        if (cfg->tls_cert_path[0]) {
-                r = module_load(&tls_module, err, errlen);
-                if (r >= 0)
-                        r = ((const struct hw_tls_module *)tls_module.api)->check(cfg, err, errlen);
+                if (!modules[i].wanted(cfg))
+                        continue;
+                r = module_load_checked(&modules[i], cfg, err, errlen);
                 if (r < 0)
                         return r;
         }
-        if (cfg->decision_url[0])
-                return module_load(&decision_module, err, errlen);
         return 0;
 }
 
 void modules_unload(void)
 {
-        if (tls_module.api && tls_status == TLS_READY)
-                ((const struct hw_tls_module *)tls_module.api)->stop();
+        if (modules_tls() && tls_status == TLS_READY)
+                modules_tls()->stop();
         /* The handles stay open: the process ends right after this. */
 }

@@ -16,39 +16,91 @@
 
 struct smtp_command {
         enum smtp_cmd cmd;
-        const char *(*check)(const struct smtp_session *s, const char *args, struct smtp_path *path);
+        const struct smtp_reply *(*check)(const struct smtp_session *s, const char *args,
+                                          struct smtp_path *path);
         int (*proceed)(struct smtp_session *s, const char *args, const struct smtp_path *path);
+        bool tls_verdict;          /* the reply depends on whether STARTTLS can work */
 };
 
-static const char *const reply_need_helo = "503 5.5.1 Send HELO or EHLO first";
-static const char *const reply_no_args = "501 5.5.4 No arguments allowed";
+/* Every reply this server sends, once. A refusal with bad_command is a
+ * syntax error or an unknown command and counts toward
+ * SMTP_MAX_BAD_COMMANDS; the others do not: a pipelining client whose MAIL
+ * was refused gets 503 for each RCPT it had already sent, through no
+ * fault of its own, and refusals by policy or for resources are not the
+ * client's errors either. */
+static const struct smtp_reply
+        reply_ok = { .text = "250 2.0.0 Ok" },
+        reply_sender_ok = { .text = "250 2.1.0 Ok" },
+        reply_recipient_ok = { .text = "250 2.1.5 Ok" },
+        reply_vrfy = { .text = "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery" },
+        reply_tls_go_ahead = { .text = "220 2.0.0 Ready to start TLS" },
+        reply_data_go_ahead = { .text = "354 End data with <CR><LF>.<CR><LF>" },
 
-const char *smtp_spool_error_reply(int error)
+        reply_unrecognized = { .text = "500 5.5.1 Command unrecognized", .bad_command = true },
+        reply_line_too_long = { .text = "500 5.5.2 Line too long", .bad_command = true },
+        reply_nul_in_command = { .text = "500 5.5.2 NUL byte in command", .bad_command = true },
+        reply_no_args = { .text = "501 5.5.4 No arguments allowed", .bad_command = true },
+        reply_helo_syntax = { .text = "501 5.5.4 Syntax: HELO/EHLO hostname", .bad_command = true },
+        reply_sender_too_long = { .text = "501 5.1.7 Sender address too long", .bad_command = true },
+        reply_sender_syntax = { .text = "501 5.1.7 Bad sender address syntax", .bad_command = true },
+        reply_recipient_too_long = { .text = "501 5.1.3 Recipient address too long", .bad_command = true },
+        reply_recipient_syntax = { .text = "501 5.1.3 Bad recipient address syntax", .bad_command = true },
+        reply_mail_parameter = { .text = "555 5.5.4 Unsupported MAIL FROM parameter", .bad_command = true },
+        reply_rcpt_parameter = { .text = "555 5.5.4 Unsupported RCPT TO parameter", .bad_command = true },
+        reply_parameters_need_ehlo = { .text = "555 5.5.4 MAIL FROM parameters need EHLO", .bad_command = true },
+
+        reply_not_implemented = { .text = "502 5.5.1 Command not implemented" },
+        reply_tls_unavailable = { .text = "502 5.5.1 STARTTLS not available" },
+        reply_need_helo = { .text = "503 5.5.1 Send HELO or EHLO first" },
+        reply_nested_mail = { .text = "503 5.5.1 Nested MAIL command" },
+        reply_need_mail_before_rcpt = { .text = "503 5.5.1 Need MAIL before RCPT" },
+        reply_need_mail = { .text = "503 5.5.1 Need MAIL command" },
+        reply_need_rcpt = { .text = "503 5.5.1 Need RCPT command" },
+        reply_tls_active = { .text = "503 5.5.1 TLS already active" },
+        reply_tls_in_transaction = { .text = "503 5.5.1 STARTTLS not allowed during a mail transaction" },
+        reply_non_ascii_address = { .text = "553 5.6.7 Non-ASCII address without SMTPUTF8" },
+        reply_recipient_denied = { .text = "550 5.7.1 Relaying denied: recipient domain not accepted here" },
+        reply_too_many_recipients = { .text = "452 4.5.3 Too many recipients" },
+        reply_message_too_big = { .text = "552 5.3.4 Message size exceeds fixed maximum message size" },
+        reply_too_many_header_lines = { .text = "552 5.3.4 Too many header lines" },
+        reply_too_many_hops = { .text = "554 5.4.6 Too many hops (Received: headers), mail loop suspected" },
+
+        reply_no_storage = { .text = "452 4.3.1 Insufficient system storage, try again later" },
+        reply_no_memory = { .text = "451 4.3.0 Out of memory, try again later" },
+        reply_local_error = { .text = "451 4.3.0 Local error in processing, try again later" },
+        reply_policy_unavailable = { .text = "451 4.7.1 Policy service unavailable, try again later" };
+
+/* Replies that carry a value are printf formats, so the compiler checks
+ * their arguments; the line end is added where they are sent. */
+#define REPLY_GREETING "220 %s ESMTP hw-webhook"                              /* host */
+#define REPLY_HELO "250 %s"                                                   /* host */
+#define REPLY_EHLO "250-%s\r\n250-PIPELINING\r\n250-SIZE %" PRIu64 "\r\n" \
+        "250-8BITMIME\r\n250-SMTPUTF8\r\n%s250 ENHANCEDSTATUSCODES"        /* host, size, STARTTLS */
+#define REPLY_EHLO_STARTTLS "250-STARTTLS\r\n"
+#define REPLY_HELP "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s"
+#define REPLY_HELP_STARTTLS " STARTTLS"
+#define REPLY_QUEUED "250 2.0.0 Ok: queued as %s"                             /* queue id */
+#define REPLY_CLOSING "221 2.0.0 %s closing connection"                       /* host */
+#define REPLY_TOO_MANY_ERRORS "421 4.7.0 %s Too many errors, closing connection" /* host */
+#define REPLY_IDLE_TIMEOUT "421 4.4.2 %s Timeout exceeded, closing connection"   /* host */
+#define REPLY_DEADLINE "421 4.4.2 %s %s deadline exceeded, closing connection"   /* host, what */
+
+const struct smtp_reply *smtp_spool_error_reply(int error)
 {
         switch (error) {
         case -ENOSPC:
         case -EDQUOT:
-                return "452 4.3.1 Insufficient system storage";
+                return &reply_no_storage;
         case -ENOMEM:
-                return "451 4.3.0 Out of memory, try again later";
+                return &reply_no_memory;
         default:
-                return "451 4.3.0 Local error in processing, try again later";
+                return &reply_local_error;
         }
 }
 
-/* Only syntax errors and unknown commands (500, 501, 555) count toward
- * SMTP_MAX_BAD_COMMANDS: a pipelining client whose MAIL was refused gets
- * 503 for each RCPT it had already sent, through no fault of its own, and
- * refusals by policy or for resources are not the client's errors. */
-static bool smtp_reply_is_client_error(const char *reply)
+static int smtp_send(struct smtp_session *s, const struct smtp_reply *reply)
 {
-        return strncmp(reply, "500", 3) == 0 || strncmp(reply, "501", 3) == 0 ||
-               strncmp(reply, "555", 3) == 0;
-}
-
-static int smtp_reply(struct smtp_session *s, const char *text)
-{
-        return io_printf(&s->io, "%s\r\n", text);
+        return io_printf(&s->io, "%s\r\n", reply->text);
 }
 
 /* Reads from now on must end by deadline_ms, and the session's own
@@ -74,97 +126,116 @@ static void smtp_transaction_reset(struct smtp_session *s)
 
 /* Validators: pure, they only look at the session and the arguments. */
 
-static const char *smtp_check_helo(const struct smtp_session *s, const char *args, struct smtp_path *path)
+/* The refusals of a MAIL or RCPT path that does not parse, one for each
+ * error of smtp_parse_path(). */
+struct smtp_path_refusals {
+        const struct smtp_reply *too_long;     /* -ENAMETOOLONG */
+        const struct smtp_reply *parameter;    /* -EPROTO */
+        const struct smtp_reply *syntax;       /* any other error */
+};
+
+static const struct smtp_path_refusals smtp_sender_refusals = {
+        &reply_sender_too_long, &reply_mail_parameter, &reply_sender_syntax,
+};
+static const struct smtp_path_refusals smtp_recipient_refusals = {
+        &reply_recipient_too_long, &reply_rcpt_parameter, &reply_recipient_syntax,
+};
+
+static const struct smtp_reply *smtp_check_path(const char *args, bool is_sender, struct smtp_path *path)
+{
+        const struct smtp_path_refusals *no = is_sender ? &smtp_sender_refusals : &smtp_recipient_refusals;
+        int r = smtp_parse_path(args, is_sender, path);
+
+        if (r == -ENAMETOOLONG)
+                return no->too_long;
+        if (r == -EPROTO)
+                return no->parameter;
+        return r < 0 ? no->syntax : NULL;
+}
+
+static const struct smtp_reply *smtp_check_helo(const struct smtp_session *s, const char *args, struct smtp_path *path)
 {
         if (!*args)
-                return "501 5.5.4 Syntax: HELO/EHLO hostname";
+                return &reply_helo_syntax;
         return NULL;
 }
 
-static const char *smtp_check_mail(const struct smtp_session *s, const char *args, struct smtp_path *path)
+static const struct smtp_reply *smtp_check_mail(const struct smtp_session *s, const char *args, struct smtp_path *path)
 {
-        int r;
+        const struct smtp_reply *refusal;
 
         if (s->state == STATE_CONNECTED)
-                return reply_need_helo;
+                return &reply_need_helo;
         if (s->state != STATE_HELO)
-                return "503 5.5.1 Nested MAIL command";
-        r = smtp_parse_path(args, true, path);
-        if (r == -ENAMETOOLONG)
-                return "501 5.1.7 Sender address too long";
-        if (r == -EPROTO)
-                return "555 5.5.4 Unsupported MAIL FROM parameter";
-        if (r < 0)
-                return "501 5.1.7 Bad sender address syntax";
+                return &reply_nested_mail;
+        refusal = smtp_check_path(args, true, path);
+        if (refusal)
+                return refusal;
         if (!s->esmtp && (path->size || path->smtputf8 || path->body != BODY_7BIT))
-                return "555 5.5.4 MAIL FROM parameters need EHLO";
+                return &reply_parameters_need_ehlo;
         if (path->size > s->cfg->max_message_bytes)
-                return "552 5.3.4 Message size exceeds fixed maximum message size";
+                return &reply_message_too_big;
         if (!path->smtputf8 && !smtp_address_valid(path->addr, false) && path->addr[0])
-                return "553 5.6.7 Non-ASCII address without SMTPUTF8";
+                return &reply_non_ascii_address;
         return NULL;
 }
 
-static const char *smtp_check_rcpt(const struct smtp_session *s, const char *args, struct smtp_path *path)
+static const struct smtp_reply *smtp_check_rcpt(const struct smtp_session *s, const char *args, struct smtp_path *path)
 {
-        int r;
+        const struct smtp_reply *refusal;
 
         if (s->state == STATE_CONNECTED)
-                return reply_need_helo;
+                return &reply_need_helo;
         if (s->state != STATE_MAIL && s->state != STATE_RCPT)
-                return "503 5.5.1 Need MAIL before RCPT";
-        r = smtp_parse_path(args, false, path);
-        if (r == -ENAMETOOLONG)
-                return "501 5.1.3 Recipient address too long";
-        if (r == -EPROTO)
-                return "555 5.5.4 Unsupported RCPT TO parameter";
-        if (r < 0)
-                return "501 5.1.3 Bad recipient address syntax";
+                return &reply_need_mail_before_rcpt;
+        refusal = smtp_check_path(args, false, path);
+        if (refusal)
+                return refusal;
         if (!s->smtputf8 && !smtp_address_valid(path->addr, false) &&
             strcasecmp(path->addr, "postmaster") != 0)
-                return "553 5.6.7 Non-ASCII address without SMTPUTF8";
+                return &reply_non_ascii_address;
         if (s->env.rcpt_count >= s->cfg->max_recipients)
-                return "452 4.5.3 Too many recipients";
+                return &reply_too_many_recipients;
         if (!config_accepts_recipient(s->cfg, path->addr))
-                return "550 5.7.1 Relaying denied: recipient domain not accepted here";
+                return &reply_recipient_denied;
         return NULL;
 }
 
-static const char *smtp_check_data(const struct smtp_session *s, const char *args, struct smtp_path *path)
+static const struct smtp_reply *smtp_check_data(const struct smtp_session *s, const char *args, struct smtp_path *path)
 {
         if (*args)
-                return reply_no_args;
+                return &reply_no_args;
         if (s->state == STATE_CONNECTED)
-                return reply_need_helo;
+                return &reply_need_helo;
         if (s->state == STATE_HELO)
-                return "503 5.5.1 Need MAIL command";
+                return &reply_need_mail;
         if (s->state != STATE_RCPT)
-                return "503 5.5.1 Need RCPT command";
+                return &reply_need_rcpt;
         return NULL;
 }
 
-static const char *smtp_check_no_args(const struct smtp_session *s, const char *args, struct smtp_path *path)
+static const struct smtp_reply *smtp_check_no_args(const struct smtp_session *s, const char *args, struct smtp_path *path)
 {
-        return *args ? reply_no_args : NULL;
+        return *args ? &reply_no_args : NULL;
 }
 
-static const char *smtp_check_any(const struct smtp_session *s, const char *args, struct smtp_path *path)
+static const struct smtp_reply *smtp_check_any(const struct smtp_session *s, const char *args, struct smtp_path *path)
 {
         return NULL;
 }
 
-static const char *smtp_check_starttls(const struct smtp_session *s, const char *args, struct smtp_path *path)
+static const struct smtp_reply *smtp_check_starttls(const struct smtp_session *s, const char *args, struct smtp_path *path)
 {
         if (*args)
-                return reply_no_args;
+                return &reply_no_args;
         if (s->tls_active)
-                return "503 5.5.1 TLS already active";
-        if (!s->hooks || !s->hooks->tls_available || !s->hooks->tls_available((struct smtp_session *)s))
-                return "502 5.5.1 STARTTLS not available";
+                return &reply_tls_active;
+        if (!s->tls_usable)
+                return &reply_tls_unavailable;
         if (s->state == STATE_CONNECTED)
-                return reply_need_helo;
+                return &reply_need_helo;
         if (s->state != STATE_HELO)
-                return "503 5.5.1 STARTTLS not allowed during a mail transaction";
+                return &reply_tls_in_transaction;
         return NULL;
 }
 
@@ -176,13 +247,13 @@ static int smtp_proceed_helo(struct smtp_session *s, const char *args, const str
         s->esmtp = false;
         smtp_transaction_reset(s);
         s->state = STATE_HELO;
-        return io_printf(&s->io, "250 %s\r\n", s->cfg->hostname);
+        return io_printf(&s->io, REPLY_HELO "\r\n", s->cfg->hostname);
 }
 
 /* Whether STARTTLS may be offered to this client now. */
-static bool smtp_tls_offerable(struct smtp_session *s)
+static bool smtp_tls_offerable(const struct smtp_session *s)
 {
-        return !s->tls_active && s->hooks && s->hooks->tls_available && s->hooks->tls_available(s);
+        return s->tls_usable && !s->tls_active;
 }
 
 static int smtp_proceed_ehlo(struct smtp_session *s, const char *args, const struct smtp_path *path)
@@ -193,16 +264,8 @@ static int smtp_proceed_ehlo(struct smtp_session *s, const char *args, const str
         s->esmtp = true;
         smtp_transaction_reset(s);
         s->state = STATE_HELO;
-        return io_printf(&s->io,
-                         "250-%s\r\n"
-                         "250-PIPELINING\r\n"
-                         "250-SIZE %" PRIu64 "\r\n"
-                         "250-8BITMIME\r\n"
-                         "250-SMTPUTF8\r\n"
-                         "%s"
-                         "250 ENHANCEDSTATUSCODES\r\n",
-                         s->cfg->hostname, s->cfg->max_message_bytes,
-                         tls ? "250-STARTTLS\r\n" : "");
+        return io_printf(&s->io, REPLY_EHLO "\r\n", s->cfg->hostname, s->cfg->max_message_bytes,
+                         tls ? REPLY_EHLO_STARTTLS : "");
 }
 
 static int smtp_proceed_mail(struct smtp_session *s, const char *args, const struct smtp_path *path)
@@ -215,12 +278,12 @@ static int smtp_proceed_mail(struct smtp_session *s, const char *args, const str
         if (r < 0 || free_bytes < s->cfg->spool_min_free_bytes ||
             free_bytes - s->cfg->spool_min_free_bytes < path->size ||
             free_inodes < HW_SPOOL_MIN_FREE_INODES)
-                return smtp_reply(s, "452 4.3.1 Insufficient system storage, try again later");
+                return smtp_send(s, &reply_no_storage);
         strcpy(s->env.sender, path->addr);
         s->smtputf8 = path->smtputf8;
         s->declared_size = path->size;
         s->state = STATE_MAIL;
-        return smtp_reply(s, "250 2.1.0 Ok");
+        return smtp_send(s, &reply_sender_ok);
 }
 
 static int smtp_proceed_rcpt(struct smtp_session *s, const char *args, const struct smtp_path *path)
@@ -228,32 +291,30 @@ static int smtp_proceed_rcpt(struct smtp_session *s, const char *args, const str
         int r = envelope_add_rcpt(&s->env, path->addr);
 
         if (r < 0)
-                return smtp_reply(s, "452 4.5.3 Too many recipients");
+                return smtp_send(s, &reply_too_many_recipients);
         s->state = STATE_RCPT;
-        return smtp_reply(s, "250 2.1.5 Ok");
+        return smtp_send(s, &reply_recipient_ok);
 }
 
 static int smtp_proceed_rset(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
         smtp_transaction_reset(s);
-        return smtp_reply(s, "250 2.0.0 Ok");
+        return smtp_send(s, &reply_ok);
 }
 
 static int smtp_proceed_noop(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
-        return smtp_reply(s, "250 2.0.0 Ok");
+        return smtp_send(s, &reply_ok);
 }
 
 static int smtp_proceed_vrfy(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
-        return smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+        return smtp_send(s, &reply_vrfy);
 }
 
 static int smtp_proceed_help(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
-        return smtp_reply(s, smtp_tls_offerable(s)
-                ? "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS"
-                : "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+        return io_printf(&s->io, REPLY_HELP "\r\n", smtp_tls_offerable(s) ? REPLY_HELP_STARTTLS : "");
 }
 
 /* Known commands this server does not do: 502 rather than 500, so a
@@ -261,29 +322,37 @@ static int smtp_proceed_help(struct smtp_session *s, const char *args, const str
 static int smtp_proceed_not_implemented(struct smtp_session *s, const char *args,
                                         const struct smtp_path *path)
 {
-        return smtp_reply(s, "502 5.5.1 Command not implemented");
+        return smtp_send(s, &reply_not_implemented);
 }
 
 static int smtp_proceed_quit(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
         s->state = STATE_CLOSING;
-        return io_printf(&s->io, "221 2.0.0 %s closing connection\r\n", s->cfg->hostname);
+        return io_printf(&s->io, REPLY_CLOSING "\r\n", s->cfg->hostname);
 }
 
 static int smtp_proceed_starttls(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
-        int r = smtp_reply(s, "220 2.0.0 Ready to start TLS");
+        struct io_transport t;
+        size_t dropped;
+        int r = smtp_send(s, &reply_tls_go_ahead);
 
         if (r >= 0)
                 r = io_flush(&s->io);
         if (r >= 0)
-                r = s->hooks->tls_start(s);
+                r = s->hooks->tls_start(s->cfg, s->io.timeout_ms, s->env.remote_ip, &t,
+                                        s->env.tls, sizeof(s->env.tls));
         if (r < 0) {
                 /* The stream is in an unknown state: nothing more can be said.
                  * The hook has logged why. */
                 s->state = STATE_CLOSING;
                 return 0;
         }
+        /* CVE-2011-0411: whatever came with STARTTLS in plain text is dropped. */
+        dropped = io_switch_transport(&s->io, &t);
+        if (dropped)
+                log_msg(LOG_NOTICE, "dropped %zu plaintext bytes sent after STARTTLS by %s",
+                        dropped, s->env.remote_ip);
         /* RFC 3207 4.2: forget everything learnt before TLS, EHLO again. */
         s->tls_active = true;
         s->esmtp = false;
@@ -407,15 +476,15 @@ static int smtp_finish_message(struct smtp_session *s, enum data_result result)
 
         switch (result) {
         case DATA_TOO_BIG:
-                snprintf(reply, sizeof(reply), "552 5.3.4 Message size exceeds fixed maximum message size");
+                snprintf(reply, sizeof(reply), "%s", reply_message_too_big.text);
                 outcome = "rejected-size";
                 goto answer;
         case DATA_TOO_MANY_HOPS:
-                snprintf(reply, sizeof(reply), "554 5.4.6 Too many hops (Received: headers), mail loop suspected");
+                snprintf(reply, sizeof(reply), "%s", reply_too_many_hops.text);
                 outcome = "rejected-loop";
                 goto answer;
         case DATA_TOO_MANY_HEADER_LINES:
-                snprintf(reply, sizeof(reply), "552 5.3.4 Too many header lines");
+                snprintf(reply, sizeof(reply), "%s", reply_too_many_header_lines.text);
                 outcome = "rejected-header";
                 goto answer;
         case DATA_OK:
@@ -423,7 +492,8 @@ static int smtp_finish_message(struct smtp_session *s, enum data_result result)
         }
         r = spool_flush(&s->item);
         if (r >= 0 && s->hooks && s->hooks->decide) {
-                switch (s->hooks->decide(s, &s->item, reply, sizeof(reply), reason, sizeof(reason))) {
+                switch (s->hooks->decide(s->cfg, &s->env, &s->item, reply, sizeof(reply),
+                                         reason, sizeof(reason))) {
                 case DECISION_ALLOW:
                         break;
                 case DECISION_DENY:
@@ -432,12 +502,12 @@ static int smtp_finish_message(struct smtp_session *s, enum data_result result)
                         goto answer;
                 case DECISION_SILENT_DENY:
                         spool_abort(&s->item);
-                        snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", s->env.id);
+                        snprintf(reply, sizeof(reply), REPLY_QUEUED, s->env.id);
                         outcome = "silently-denied";
                         goto answer;
                 case DECISION_TEMPFAIL:
                         spool_abort(&s->item);
-                        snprintf(reply, sizeof(reply), "451 4.7.1 Policy service unavailable, try again later");
+                        snprintf(reply, sizeof(reply), "%s", reply_policy_unavailable.text);
                         outcome = "deferred-policy";
                         goto answer;
                 }
@@ -447,18 +517,18 @@ static int smtp_finish_message(struct smtp_session *s, enum data_result result)
         else
                 spool_abort(&s->item);
         if (r < 0) {
-                snprintf(reply, sizeof(reply), "%s", smtp_spool_error_reply(r));
+                snprintf(reply, sizeof(reply), "%s", smtp_spool_error_reply(r)->text);
                 snprintf(reason, sizeof(reason), "spool: %s", strerror(-r));
                 outcome = "failed-spool";
                 goto answer;
         }
         /* S2: the message is durable; only now may we say so. */
-        snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", s->env.id);
+        snprintf(reply, sizeof(reply), REPLY_QUEUED, s->env.id);
 answer:
         s->transactions++;
         smtp_log_transaction(s, size, outcome, reply, reason[0] ? reason : NULL);
         smtp_transaction_reset(s);
-        return smtp_reply(s, reply);
+        return io_printf(&s->io, "%s\r\n", reply);
 }
 
 static int smtp_proceed_data(struct smtp_session *s, const char *args, const struct smtp_path *path)
@@ -478,11 +548,11 @@ static int smtp_proceed_data(struct smtp_session *s, const char *args, const str
         if (r < 0) {
                 log_msg(LOG_ERR, "cannot create a spool item: %s", strerror(-r));
                 smtp_transaction_reset(s);
-                return smtp_reply(s, smtp_spool_error_reply(r));
+                return smtp_send(s, smtp_spool_error_reply(r));
         }
         smtp_received_header(s, received, sizeof(received), &len);
         spool_write(&s->item, received, len);
-        r = smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+        r = smtp_send(s, &reply_data_go_ahead);
         if (r >= 0)
                 r = smtp_read_data(s, &result);
         if (r < 0) {
@@ -495,37 +565,46 @@ static int smtp_proceed_data(struct smtp_session *s, const char *args, const str
 }
 
 static const struct smtp_command smtp_commands[] = {
-        { CMD_HELO, smtp_check_helo, smtp_proceed_helo },
-        { CMD_EHLO, smtp_check_helo, smtp_proceed_ehlo },
-        { CMD_MAIL, smtp_check_mail, smtp_proceed_mail },
-        { CMD_RCPT, smtp_check_rcpt, smtp_proceed_rcpt },
-        { CMD_DATA, smtp_check_data, smtp_proceed_data },
-        { CMD_RSET, smtp_check_no_args, smtp_proceed_rset },
-        { CMD_NOOP, smtp_check_any, smtp_proceed_noop },
-        { CMD_QUIT, smtp_check_no_args, smtp_proceed_quit },
-        { CMD_VRFY, smtp_check_any, smtp_proceed_vrfy },
-        { CMD_HELP, smtp_check_any, smtp_proceed_help },
-        { CMD_STARTTLS, smtp_check_starttls, smtp_proceed_starttls },
-        { CMD_EXPN, smtp_check_any, smtp_proceed_not_implemented },
-        { CMD_AUTH, smtp_check_any, smtp_proceed_not_implemented },
+        { CMD_HELO, smtp_check_helo, smtp_proceed_helo, false },
+        { CMD_EHLO, smtp_check_helo, smtp_proceed_ehlo, true },
+        { CMD_MAIL, smtp_check_mail, smtp_proceed_mail, false },
+        { CMD_RCPT, smtp_check_rcpt, smtp_proceed_rcpt, false },
+        { CMD_DATA, smtp_check_data, smtp_proceed_data, false },
+        { CMD_RSET, smtp_check_no_args, smtp_proceed_rset, false },
+        { CMD_NOOP, smtp_check_any, smtp_proceed_noop, false },
+        { CMD_QUIT, smtp_check_no_args, smtp_proceed_quit, false },
+        { CMD_VRFY, smtp_check_any, smtp_proceed_vrfy, false },
+        { CMD_HELP, smtp_check_any, smtp_proceed_help, true },
+        { CMD_STARTTLS, smtp_check_starttls, smtp_proceed_starttls, true },
+        { CMD_EXPN, smtp_check_any, smtp_proceed_not_implemented, false },
+        { CMD_AUTH, smtp_check_any, smtp_proceed_not_implemented, false },
 };
 
-const char *smtp_check(const struct smtp_session *s, enum smtp_cmd cmd, const char *args,
-                       struct smtp_path *path)
+static const struct smtp_command *smtp_command_find(enum smtp_cmd cmd)
 {
         for (size_t i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++)
                 if (smtp_commands[i].cmd == cmd)
-                        return smtp_commands[i].check(s, args, path);
-        return "500 5.5.1 Command unrecognized";
+                        return &smtp_commands[i];
+        return NULL;
 }
 
-static int smtp_proceed(struct smtp_session *s, enum smtp_cmd cmd, const char *args,
-                        const struct smtp_path *path)
+const struct smtp_reply *smtp_check(const struct smtp_session *s, enum smtp_cmd cmd,
+                                   const char *args, struct smtp_path *path)
 {
-        for (size_t i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++)
-                if (smtp_commands[i].cmd == cmd)
-                        return smtp_commands[i].proceed(s, args, path);
-        return -EINVAL;
+        const struct smtp_command *c = smtp_command_find(cmd);
+
+        return c ? c->check(s, args, path) : &reply_unrecognized;
+}
+
+/* Whether STARTTLS can work is asked once, before the first command whose
+ * reply depends on it (a session that never asks loads no TLS library),
+ * so that validators and actions only read the answer. */
+static void smtp_tls_settle(struct smtp_session *s, const struct smtp_command *c)
+{
+        if (s->tls_checked || !c->tls_verdict)
+                return;
+        s->tls_usable = s->hooks && s->hooks->tls_usable && s->hooks->tls_usable(s->cfg, s->spool);
+        s->tls_checked = true;
 }
 
 int smtp_session_init(struct smtp_session *s, const struct hw_config *cfg, struct spool *spool,
@@ -564,7 +643,9 @@ void smtp_session_set_remote(struct smtp_session *s, const char *ip, unsigned po
 static int smtp_command(struct smtp_session *s)
 {
         struct smtp_path path;
-        const char *args, *error;
+        const struct smtp_command *c = NULL;
+        const struct smtp_reply *error;
+        const char *args;
         enum smtp_cmd cmd;
         size_t len;
         int r;
@@ -573,42 +654,44 @@ static int smtp_command(struct smtp_session *s)
         r = io_getline(&s->io, s->line, s->cfg->max_line_length, &len);
 
         if (r == -E2BIG)
-                error = "500 5.5.2 Line too long";
+                error = &reply_line_too_long;
         else if (r == -EBADMSG)
-                error = "500 5.5.2 NUL byte in command";
+                error = &reply_nul_in_command;
         else if (r < 0)
                 return r;
         else if ((cmd = smtp_parse_command(s->line, &args)) == CMD_UNKNOWN)
-                error = "500 5.5.1 Command unrecognized";
-        else
-                error = smtp_check(s, cmd, args, &path);
+                error = &reply_unrecognized;
+        else if ((c = smtp_command_find(cmd)) == NULL)
+                error = &reply_unrecognized;
+        else {
+                smtp_tls_settle(s, c);
+                error = c->check(s, args, &path);
+        }
 
         if (!error)
-                return smtp_proceed(s, cmd, args, &path);
-        if (smtp_reply_is_client_error(error))
+                return c->proceed(s, args, &path);
+        if (error->bad_command)
                 s->bad_commands++;
-        if (s->bad_commands >= s->cfg->max_bad_commands) {
+        r = smtp_send(s, error);
+        if (r >= 0 && s->bad_commands >= s->cfg->max_bad_commands) {
                 s->state = STATE_CLOSING;
-                return io_printf(&s->io, "%s\r\n421 4.7.0 %s Too many errors, closing connection\r\n",
-                                 error, s->cfg->hostname);
+                r = io_printf(&s->io, REPLY_TOO_MANY_ERRORS "\r\n", s->cfg->hostname);
         }
-        return smtp_reply(s, error);
+        return r;
 }
 
 int smtp_session_run(struct smtp_session *s)
 {
-        int r = io_printf(&s->io, "220 %s ESMTP hw-webhook\r\n", s->cfg->hostname);
+        int r = io_printf(&s->io, REPLY_GREETING "\r\n", s->cfg->hostname);
 
         while (r >= 0 && s->state != STATE_CLOSING)
                 r = smtp_command(s);
         if (r == -ETIMEDOUT)
-                io_printf(&s->io, "421 4.4.2 %s Timeout exceeded, closing connection\r\n",
-                          s->cfg->hostname);
+                io_printf(&s->io, REPLY_IDLE_TIMEOUT "\r\n", s->cfg->hostname);
         if (r == -ETIME) {
                 log_msg(LOG_NOTICE, "session with %s ended: %s deadline exceeded",
                         s->env.remote_ip, s->deadline_what);
-                io_printf(&s->io, "421 4.4.2 %s %s deadline exceeded, closing connection\r\n",
-                          s->cfg->hostname, s->deadline_what);
+                io_printf(&s->io, REPLY_DEADLINE "\r\n", s->cfg->hostname, s->deadline_what);
                 /* A normal end for the caller, like the idle timeout. */
                 r = -ETIMEDOUT;
         }

@@ -1,6 +1,7 @@
 /* One SMTP session (RFC 5321) over an io: an explicit state and a command
  * table pairing a pure validator with an action. STARTTLS and the decision
- * API plug in through hooks so the session does not link their libraries. */
+ * API plug in through hooks (modules.h) so the session does not link their
+ * libraries; a hook gets the values it needs, never the session. */
 #ifndef HW_SMTP_H
 #define HW_SMTP_H
 
@@ -8,6 +9,7 @@
 
 #include "config.h"
 #include "io.h"
+#include "module_api.h"
 #include "smtp_parse.h"
 #include "spool.h"
 
@@ -19,35 +21,40 @@ enum smtp_state {
         STATE_CLOSING,       /* QUIT, timeout, or a fatal error */
 };
 
-enum decision_outcome {
-        DECISION_ALLOW,
-        DECISION_DENY,         /* 550 with the service's text */
-        DECISION_SILENT_DENY,  /* 250, nothing kept */
-        DECISION_TEMPFAIL,     /* 451 */
+/* One reply line. bad_command: a refusal that counts toward
+ * SMTP_MAX_BAD_COMMANDS (a syntax error or an unknown command). */
+struct smtp_reply {
+        const char *text;
+        bool bad_command;
 };
 
-struct smtp_session;
-
 struct smtp_hooks {
-        /* Whether STARTTLS may be offered now. */
-        bool (*tls_available)(struct smtp_session *s);
-        /* After "220 Ready to start TLS" was sent: the handshake, then
-         * io_switch_transport() and s->env.tls filled. 0, or -errno and
-         * the session ends. */
-        int (*tls_start)(struct smtp_session *s);
+        /* Whether STARTTLS can work here (certificate and key are good).
+         * Asked at most once per session, before the first command whose
+         * reply depends on it. */
+        bool (*tls_usable)(const struct hw_config *cfg, const struct spool *spool);
+        /* After "220 Ready to start TLS" was sent and flushed: the handshake
+         * on fd 0/1 within timeout_ms. On success *t is the TLS transport
+         * and desc names protocol and cipher. 0, or -errno (logged, with
+         * the client's address) and the session ends. */
+        int (*tls_start)(const struct hw_config *cfg, int timeout_ms, const char *remote_ip,
+                         struct io_transport *t, char *desc, size_t desc_size);
         /* After the whole message is in the tmp/ file and before the
-         * commit. For DENY, reply gets the sanitized text. */
-        enum decision_outcome (*decide)(struct smtp_session *s, const struct spool_item *item,
-                                        char *reply, size_t size, char *reason, size_t reason_size);
+         * commit. For DENY, reply gets the reply line with the sanitized
+         * text; reason says why, for the log. */
+        enum decision_outcome (*decide)(const struct hw_config *cfg, const struct envelope *env,
+                                        const struct spool_item *item, char *reply, size_t size,
+                                        char *reason, size_t reason_size);
 };
 
 struct smtp_session {
         const struct hw_config *cfg;
         struct spool *spool;
         const struct smtp_hooks *hooks;
-        void *hook_data;
         enum smtp_state state;
         bool esmtp;
+        bool tls_checked;          /* tls_usable is known */
+        bool tls_usable;           /* the tls_usable hook said yes */
         bool tls_active;
         bool smtputf8;             /* this transaction */
         uint64_t declared_size;    /* MAIL FROM SIZE= */
@@ -75,10 +82,10 @@ int smtp_session_run(struct smtp_session *s);
 
 /* The validator of cmd: NULL when the command may proceed, else the reply.
  * Pure: fills path for MAIL and RCPT, touches nothing else. */
-const char *smtp_check(const struct smtp_session *s, enum smtp_cmd cmd, const char *args,
-                       struct smtp_path *path);
+const struct smtp_reply *smtp_check(const struct smtp_session *s, enum smtp_cmd cmd,
+                                    const char *args, struct smtp_path *path);
 
 /* The reply for a spool error (the SMTP boundary's one mapping). */
-const char *smtp_spool_error_reply(int error);
+const struct smtp_reply *smtp_spool_error_reply(int error);
 
 #endif

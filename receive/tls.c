@@ -1,7 +1,7 @@
 /* hw-tls.so: STARTTLS for hw-receive, the only code that uses GnuTLS.
  *
  * hw-receive dlopen()s this module on the first EHLO of a session that
- * has SMTP_TLS_CERT_PATH and SMTP_TLS_KEY_PATH set (see modules.h):
+ * has SMTP_TLS_CERT_PATH and SMTP_TLS_KEY_PATH set (see module_api.h):
  * check() loads the certificate chain and the key once, start() runs the
  * server handshake after "220 Ready to start TLS" and hands back the
  * record layer as an io_transport.
@@ -32,7 +32,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
-#include "modules.h"
+#include "module_api.h"
 
 /* The built-in order. GnuTLS ranks suites by key exchange first, then
  * cipher, then MAC, so with one certificate the lists below give: TLS 1.3
@@ -514,8 +514,7 @@ static void tls_stop(void)
 }
 
 const struct hw_tls_module hw_tls_module = {
-        .abi = HW_MODULE_ABI,
-        .check = tls_check,
+        .module = { .abi = HW_MODULE_ABI, .check = tls_check },
         .start = tls_start,
         .stop = tls_stop,
 };

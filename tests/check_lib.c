@@ -445,12 +445,12 @@ START_TEST(test_session_disk_faults)
                 const char *reply;
         } cases[] = {
                 { FAIL_NONE, 0, "250 2.0.0 Ok: queued as " },
-                { FAIL_WRITE, ENOSPC, "452 4.3.1 Insufficient system storage" },
-                { FAIL_FSYNC, EIO, "451 4.3.0 Local error in processing" },
-                { FAIL_FSYNC, ENOSPC, "452 4.3.1 Insufficient system storage" },
+                { FAIL_WRITE, ENOSPC, "452 4.3.1 Insufficient system storage, try again later" },
+                { FAIL_FSYNC, EIO, "451 4.3.0 Local error in processing, try again later" },
+                { FAIL_FSYNC, ENOSPC, "452 4.3.1 Insufficient system storage, try again later" },
                 /* The name is in pending/ but not on disk: the commit is undone. */
-                { FAIL_DIR_FSYNC, EIO, "451 4.3.0 Local error in processing" },
-                { FAIL_RENAME, EIO, "451 4.3.0 Local error in processing" },
+                { FAIL_DIR_FSYNC, EIO, "451 4.3.0 Local error in processing, try again later" },
+                { FAIL_RENAME, EIO, "451 4.3.0 Local error in processing, try again later" },
         };
 
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -1,9 +1,11 @@
 /* Unit tests of hw-receive's pure parts: command parsing, the validators,
- * and the DATA byte machine (end of data, dot-unstuffing, smuggling). */
+ * and the DATA byte machine (end of data, dot-unstuffing, smuggling); and
+ * what the session asks of its hooks. */
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "data.h"
 #include "smtp.h"
@@ -252,35 +254,125 @@ START_TEST(test_validators)
         struct smtp_path p;
         char *domains[] = { "example.com", NULL };
 
-        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c>", &p), "503 5.5.1 Send HELO or EHLO first");
+        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c>", &p)->text, "503 5.5.1 Send HELO or EHLO first");
         s->state = STATE_HELO;
         s->esmtp = true;
         ck_assert_ptr_null(smtp_check(s, CMD_MAIL, "<a@b.c>", &p));
-        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c> SIZE=1001", &p),
+        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c> SIZE=1001", &p)->text,
                          "552 5.3.4 Message size exceeds fixed maximum message size");
-        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<a@b.c>", &p), "503 5.5.1 Need MAIL before RCPT");
-        ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p), "503 5.5.1 Need MAIL command");
-        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<j\xc3\xb6rg@b.c>", &p),
+        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<a@b.c>", &p)->text, "503 5.5.1 Need MAIL before RCPT");
+        ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p)->text, "503 5.5.1 Need MAIL command");
+        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<j\xc3\xb6rg@b.c>", &p)->text,
                          "553 5.6.7 Non-ASCII address without SMTPUTF8");
         s->state = STATE_MAIL;
-        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c>", &p), "503 5.5.1 Nested MAIL command");
-        ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p), "503 5.5.1 Need RCPT command");
+        ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c>", &p)->text, "503 5.5.1 Nested MAIL command");
+        ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p)->text, "503 5.5.1 Need RCPT command");
         ck_assert_ptr_null(smtp_check(s, CMD_RCPT, "<x@y.z>", &p));
         envelope_add_rcpt(&s->env, "x@y.z");
         envelope_add_rcpt(&s->env, "x2@y.z");
-        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<x3@y.z>", &p), "452 4.5.3 Too many recipients");
+        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<x3@y.z>", &p)->text, "452 4.5.3 Too many recipients");
         s->env.rcpt_count = 0;
         cfg.accept_all_recipients = false;
         cfg.accepted_domains = domains;
         ck_assert_ptr_null(smtp_check(s, CMD_RCPT, "<x@EXAMPLE.com>", &p));
-        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<x@example.net>", &p),
+        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<x@example.net>", &p)->text,
                          "550 5.7.1 Relaying denied: recipient domain not accepted here");
         s->state = STATE_RCPT;
         ck_assert_ptr_null(smtp_check(s, CMD_DATA, "", &p));
-        ck_assert_str_eq(smtp_check(s, CMD_DATA, "x", &p), "501 5.5.4 No arguments allowed");
-        ck_assert_str_eq(smtp_check(s, CMD_STARTTLS, "", &p), "502 5.5.1 STARTTLS not available");
-        ck_assert_str_eq(smtp_check(s, CMD_HELO, "", &p), "501 5.5.4 Syntax: HELO/EHLO hostname");
+        ck_assert_str_eq(smtp_check(s, CMD_DATA, "x", &p)->text, "501 5.5.4 No arguments allowed");
+        ck_assert_str_eq(smtp_check(s, CMD_STARTTLS, "", &p)->text, "502 5.5.1 STARTTLS not available");
+        ck_assert_str_eq(smtp_check(s, CMD_HELO, "", &p)->text, "501 5.5.4 Syntax: HELO/EHLO hostname");
+        /* Syntax errors count toward SMTP_MAX_BAD_COMMANDS; refusals by
+         * state or policy do not. */
+        ck_assert(smtp_check(s, CMD_HELO, "", &p)->bad_command);
+        ck_assert(smtp_check(s, CMD_DATA, "x", &p)->bad_command);
+        ck_assert(smtp_check(s, CMD_RCPT, "<x@", &p)->bad_command);
+        ck_assert(!smtp_check(s, CMD_STARTTLS, "", &p)->bad_command);
+        ck_assert(!smtp_check(s, CMD_RCPT, "<x@example.net>", &p)->bad_command);
+        ck_assert(!smtp_check(s, CMD_MAIL, "<a@b.c>", &p)->bad_command);
         envelope_free(&s->env);
+}
+END_TEST
+
+static unsigned tls_usable_calls;
+
+static bool count_tls_usable(const struct hw_config *cfg, const struct spool *spool)
+{
+        tls_usable_calls++;
+        return true;
+}
+
+static const struct smtp_hooks counting_hooks = { .tls_usable = count_tls_usable };
+
+/* A transport over memory: the client's bytes from a string, the replies
+ * into a buffer. */
+struct memory_peer {
+        const char *in;
+        size_t in_len, in_pos;
+        char out[8192];
+        size_t out_len;
+};
+
+static ssize_t memory_read(void *ctx, void *buf, size_t len, int timeout_ms)
+{
+        struct memory_peer *p = ctx;
+        size_t n = p->in_len - p->in_pos < len ? p->in_len - p->in_pos : len;
+
+        memcpy(buf, p->in + p->in_pos, n);
+        p->in_pos += n;
+        return (ssize_t)n;
+}
+
+static int memory_write(void *ctx, const void *buf, size_t len)
+{
+        struct memory_peer *p = ctx;
+
+        if (len >= sizeof(p->out) - p->out_len)
+                return -ENOSPC;
+        memcpy(p->out + p->out_len, buf, len);
+        p->out_len += len;
+        return 0;
+}
+
+/* Runs a whole session with counting_hooks; peer->out holds the replies. */
+static void run_dialogue(struct memory_peer *peer, const char *input)
+{
+        static struct smtp_session session;
+        struct io_transport t = { memory_read, memory_write, peer };
+        struct hw_config cfg;
+        char err[256];
+
+        memset(peer, 0, sizeof(*peer));
+        peer->in = input;
+        peer->in_len = strlen(input);
+        setenv("SMTP_HOSTNAME", "mx.test", 1);
+        ck_assert_int_eq(config_load(&cfg, err, sizeof(err)), 0);
+        ck_assert_int_eq(smtp_session_init(&session, &cfg, NULL, &t, &counting_hooks), 0);
+        ck_assert_int_eq(smtp_session_run(&session), 0);
+        smtp_session_free(&session);
+        config_free(&cfg);
+}
+
+/* Whether STARTTLS can work is asked once per session, before the first
+ * command whose reply depends on it, and never by a session that has no
+ * such command; the validators only read the answer. */
+START_TEST(test_tls_verdict_asked_once)
+{
+        static struct memory_peer peer;
+
+        tls_usable_calls = 0;
+        run_dialogue(&peer, "HELO a.example\r\nNOOP\r\nQUIT\r\n");
+        ck_assert_uint_eq(tls_usable_calls, 0);
+        ck_assert_ptr_nonnull(strstr(peer.out, "\r\n221 2.0.0 mx.test closing connection\r\n"));
+
+        run_dialogue(&peer, "STARTTLS\r\nEHLO a.example\r\nHELP\r\nSTARTTLS now\r\n"
+                     "EHLO b.example\r\nQUIT\r\n");
+        ck_assert_uint_eq(tls_usable_calls, 1);
+        ck_assert_ptr_nonnull(strstr(peer.out, "\r\n503 5.5.1 Send HELO or EHLO first\r\n"));
+        ck_assert_ptr_nonnull(strstr(peer.out, "\r\n250-STARTTLS\r\n"));
+        ck_assert_ptr_nonnull(strstr(peer.out, "\r\n214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET "
+                                     "NOOP QUIT VRFY HELP STARTTLS\r\n"));
+        ck_assert_ptr_nonnull(strstr(peer.out, "\r\n501 5.5.4 No arguments allowed\r\n"));
 }
 END_TEST
 
@@ -298,6 +390,7 @@ static Suite *receive_suite(void)
         tcase_add_test(tc, test_address_utf8);
         tcase_add_test(tc, test_proxy_v1);
         tcase_add_test(tc, test_validators);
+        tcase_add_test(tc, test_tls_verdict_asked_once);
         suite_add_tcase(s, tc);
         return s;
 }
