@@ -62,6 +62,34 @@ struct hw_config {
         uint64_t spool_min_free_bytes;
 };
 
+/* The settings table (lib/config.c): one row per variable. */
+enum config_type {
+        CONFIG_STRING,  /* text shorter than the field */
+        CONFIG_URL,     /* http:// or https://; printed without user information */
+        CONFIG_NUMBER,  /* a whole number within min..max (uint64_t or unsigned field) */
+        CONFIG_BOOL,
+        CONFIG_LIST,    /* comma list, lower case, NULL-terminated char ** */
+        CONFIG_CHOICE,  /* one of choices, stored as its index (unsigned-sized enum) */
+};
+
+struct config_setting {
+        const char *name;               /* the environment variable */
+        enum config_type type;
+        const char *fallback;           /* the default, written as a value would be */
+        size_t offset, size;            /* the field of struct hw_config */
+        uint64_t min, max;              /* CONFIG_NUMBER bounds */
+        bool secret;                    /* printed as "(set)", wiped by config_free() */
+        const char *credential;         /* systemd credential that wins over the variable */
+        const char *const *choices;     /* CONFIG_CHOICE: NULL-terminated */
+        /* Further checks once the field holds its value (may complete it). */
+        int (*check)(struct hw_config *cfg, char *err, size_t errlen);
+        const char *doc_default;        /* how the docs state a default that is no literal */
+        const char *help;               /* one line, the README table's wording */
+};
+
+extern const struct config_setting config_settings[];
+extern const size_t config_settings_count;
+
 /* Fills cfg from the environment (and $CREDENTIALS_DIRECTORY). On a bad
  * value returns -EINVAL and writes a message naming the variable to err. */
 int config_load(struct hw_config *cfg, char *err, size_t errlen);
