@@ -1,5 +1,5 @@
 /*
- * The queue run. Outcomes of an attempt (SPEC section 5):
+ * The queue run. Outcomes of an attempt (README, "Delivery: hw-flush"):
  *   2xx                   delivered: S3 -> gone
  *   406                   permanent: S3 -> S5 with the reason
  *   anything else         temporary: S3 -> S4, due after the doubling delay,

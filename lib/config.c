@@ -504,6 +504,13 @@ bool config_accepts_recipient(const struct hw_config *cfg, const char *addr)
         return config_list_has(cfg->accepted_domains, at + 1, strlen(at + 1));
 }
 
+bool config_refuses_root(void)
+{
+        const char *allow = getenv("HW_ALLOW_ROOT");
+
+        return geteuid() == 0 && !(allow && strcmp(allow, "1") == 0);
+}
+
 /* URLs may carry user information (Basic auth): never print it. */
 static void config_print_url(FILE *out, const char *name, const char *url)
 {

@@ -26,7 +26,7 @@ struct hw_config {
         uint64_t retry_max_interval_ms;
         uint64_t max_retry_age_ms;        /* 0 = forever */
         unsigned concurrency;             /* FLUSH_CONCURRENCY */
-        char webhook_ca_file[1024];       /* WEBHOOK_CA_FILE: CA bundle for https webhooks; empty = system's */
+        char webhook_ca_file[HW_PATH_SETTING_MAX];       /* WEBHOOK_CA_FILE: CA bundle for https webhooks; empty = system's */
 
         /* decision API (hw-receive) */
         char decision_url[HW_URL_MAX];
@@ -38,8 +38,8 @@ struct hw_config {
         char **accepted_domains;          /* NULL-terminated, lower case */
 
         /* TLS */
-        char tls_cert_path[1024];
-        char tls_key_path[1024];
+        char tls_cert_path[HW_PATH_SETTING_MAX];
+        char tls_key_path[HW_PATH_SETTING_MAX];
         char tls_priority[HW_TLS_PRIORITY_MAX]; /* SMTP_TLS_PRIORITY; empty = the built-in order */
 
         /* SMTP limits */
@@ -58,7 +58,7 @@ struct hw_config {
         char **proxy_trusted;             /* PROXY protocol peers, NULL-terminated */
 
         /* spool */
-        char spool_dir[1024];
+        char spool_dir[HW_PATH_SETTING_MAX];
         uint64_t spool_min_free_bytes;
 };
 
@@ -107,5 +107,9 @@ bool config_accepts_recipient(const struct hw_config *cfg, const char *addr);
 
 /* Prints the settings, secrets masked, for --check-config. */
 void config_print(const struct hw_config *cfg, FILE *out);
+
+/* True when running as root without HW_ALLOW_ROOT=1 (which tests set):
+ * both programs then refuse, since spool files would be root's. */
+bool config_refuses_root(void);
 
 #endif
