@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -36,9 +37,6 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-#define EXIT_USAGE 64
-#define EXIT_TEMPFAIL 75
-#define EXIT_CONFIG 78
 
 enum main_mode {
         MODE_RUN,
@@ -120,17 +118,17 @@ static int main_run(struct hw_config *cfg, bool now)
 
         if (deliver_global_init() < 0) {
                 log_msg(LOG_ERR, "libcurl initialization failed");
-                return EXIT_TEMPFAIL;
+                return EX_TEMPFAIL;
         }
         r = main_sandbox(cfg);
         if (r < 0) {
                 deliver_global_cleanup();
-                return EXIT_TEMPFAIL;
+                return EX_TEMPFAIL;
         }
         r = runner_run(cfg, &opt, &st);
         deliver_global_cleanup();
         if (r < 0)
-                return EXIT_TEMPFAIL;
+                return EX_TEMPFAIL;
         if (now || st.attempted > 0 || st.recovered > 0)
                 log_msg(LOG_INFO, "run done: %u delivered, %u deferred, %u dead, %u failed",
                         st.delivered, st.deferred, st.dead, st.failed);
@@ -138,7 +136,7 @@ static int main_run(struct hw_config *cfg, bool now)
                 printf("hw-flush: %u delivered, %u deferred, %u dead, %u failed\n",
                        st.delivered, st.deferred, st.dead, st.failed);
                 if (st.deferred || st.dead || st.failed)
-                        return EXIT_TEMPFAIL;
+                        return EX_TEMPFAIL;
         }
         return 0;
 }
@@ -152,7 +150,7 @@ static int main_run(struct hw_config *cfg, bool now)
 static _Noreturn void main_exit(int status)
 {
         if (fflush(stdout) != 0 && status == 0)
-                status = EXIT_TEMPFAIL;
+                status = EX_TEMPFAIL;
 #ifdef MAIN_LEAK_CHECK
         /* _exit() skips the leak check that exit() would run; a leak found
          * here ends the process with the sanitizer's status. */
@@ -175,7 +173,6 @@ int main(int argc, char **argv)
         };
         enum main_mode mode = MODE_RUN;
         struct hw_config cfg;
-        const char *allow;
         int c, modes = 0, r;
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -193,28 +190,26 @@ int main(int argc, char **argv)
                         return 0;
                 default:
                         main_help(stderr);
-                        return EXIT_USAGE;
+                        return EX_USAGE;
                 }
                 modes++;
         }
         if (modes > 1 || (mode == MODE_REQUEUE) != (optind < argc)) {
                 main_help(stderr);
-                return EXIT_USAGE;
+                return EX_USAGE;
         }
 
         log_init("hw-flush");
-        allow = getenv("HW_ALLOW_ROOT");
-        if (geteuid() == 0 && mode != MODE_CHECK_CONFIG && mode != MODE_STATUS &&
-            !(allow && strcmp(allow, "1") == 0)) {
+        if (mode != MODE_CHECK_CONFIG && mode != MODE_STATUS && config_refuses_root()) {
                 log_msg(LOG_ERR, "refusing to run as root (spool files would be root's); "
                         "run as the service user, or set HW_ALLOW_ROOT=1");
-                return EXIT_CONFIG;
+                return EX_CONFIG;
         }
 
         /* A normal run without WEBHOOK_URL keeps the mail (runner.c); only
          * --now and --check-config insist on it. */
         if (main_load_config(&cfg, mode == MODE_NOW || mode == MODE_CHECK_CONFIG) < 0)
-                return EXIT_CONFIG;
+                return EX_CONFIG;
 
         switch (mode) {
         case MODE_CHECK_CONFIG: {
@@ -225,7 +220,7 @@ int main(int argc, char **argv)
                 r = modules_check(&cfg, err, sizeof(err));
                 if (r < 0) {
                         log_msg(LOG_ERR, "configuration: %s", err);
-                        r = EXIT_CONFIG;
+                        r = EX_CONFIG;
                         break;
                 }
                 config_print(&cfg, stdout);
@@ -236,11 +231,11 @@ int main(int argc, char **argv)
                 r = status_print(&cfg, stdout);
                 if (r < 0)
                         log_msg(LOG_ERR, "%s: %s", cfg.spool_dir, strerror(-r));
-                r = r < 0 ? EXIT_TEMPFAIL : 0;
+                r = r < 0 ? EX_TEMPFAIL : 0;
                 break;
         case MODE_REQUEUE:
                 r = status_requeue(&cfg, argv + optind, argc - optind, stdout);
-                r = r == 0 ? 0 : r == -ENOENT ? EXIT_USAGE : EXIT_TEMPFAIL;
+                r = r == 0 ? 0 : r == -ENOENT ? EX_USAGE : EX_TEMPFAIL;
                 break;
         case MODE_REQUEUE_ALL: {
                 unsigned n = 0;
@@ -249,7 +244,7 @@ int main(int argc, char **argv)
                         log_msg(LOG_ERR, "requeue: %s", strerror(-r));
                 else
                         printf("hw-flush: %u dead letter(s) requeued\n", n);
-                r = r < 0 ? EXIT_TEMPFAIL : 0;
+                r = r < 0 ? EX_TEMPFAIL : 0;
                 break;
         }
         default:

@@ -247,7 +247,7 @@ int payload_fields_read(struct payload_fields *f, int fd, off_t body_offset,
         } else {
                 f->from = payload_header_text(&h, "From");
                 f->subject = payload_header_text(&h, "Subject");
-                f->headers_json = json_headers_dump(&h);
+                f->headers_json = hwjson_headers_dump(&h);
                 header_list_free(&h);
         }
         if (!f->from || !f->subject || !f->headers_json) {

@@ -13,7 +13,7 @@
 #include "status.h"
 
 struct status_counts {
-        unsigned count[_SPOOL_DIR_MAX];
+        unsigned count[SPOOL_DIR_COUNT];
         int64_t oldest_ms;                /* receipt time of the oldest live item */
         char oldest_id[HW_QID_LEN + 1];
         int64_t next_due_ms;              /* earliest deferred due time */
@@ -94,13 +94,13 @@ int status_print(const struct hw_config *cfg, FILE *out)
         r = spool_open(&spool, cfg->spool_dir);
         if (r < 0)
                 return r;
-        for (int d = 0; d < _SPOOL_DIR_MAX; d++) {
+        for (int d = 0; d < SPOOL_DIR_COUNT; d++) {
                 r = spool_scan(&spool, (enum spool_dir)d, status_count_one, &c);
                 if (r < 0)
                         goto out;
         }
         fprintf(out, "spool: %s\n", cfg->spool_dir);
-        for (int d = 0; d < _SPOOL_DIR_MAX; d++)
+        for (int d = 0; d < SPOOL_DIR_COUNT; d++)
                 fprintf(out, "%-11s %u\n", spool_dir_name((enum spool_dir)d), c.count[d]);
         if (c.oldest_ms >= 0) {
                 status_duration(now - c.oldest_ms, buf, sizeof(buf));

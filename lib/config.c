@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -40,90 +42,10 @@ static const char *config_env(const char *name)
         return v && *v ? v : NULL;
 }
 
-static int config_string(const char *name, char *dst, size_t size, char *err, size_t errlen)
-{
-        const char *v = config_env(name);
-
-        if (!v)
-                return 0;
-        if (strlen(v) >= size)
-                return config_fail(err, errlen, "%s: longer than %zu bytes", name, size - 1);
-        strcpy(dst, v);
-        return 0;
-}
-
-static int config_uint(const char *name, uint64_t min, uint64_t max, uint64_t *dst,
-                       char *err, size_t errlen)
-{
-        const char *v = config_env(name);
-        char *end;
-        unsigned long long n;
-
-        if (!v)
-                return 0;
-        if (!isdigit((unsigned char)v[0]))
-                return config_fail(err, errlen, "%s: '%s' is not a whole number", name, v);
-        errno = 0;
-        n = strtoull(v, &end, 10);
-        if (errno || *end)
-                return config_fail(err, errlen, "%s: '%s' is not a whole number", name, v);
-        if (n < min || n > max)
-                return config_fail(err, errlen, "%s: %llu is outside %" PRIu64 "..%" PRIu64,
-                                   name, n, min, max);
-        *dst = n;
-        return 0;
-}
-
-static int config_unsigned(const char *name, uint64_t min, uint64_t max, unsigned *dst,
-                           char *err, size_t errlen)
-{
-        uint64_t n = *dst;
-        int r = config_uint(name, min, max, &n, err, errlen);
-
-        *dst = (unsigned)n;
-        return r;
-}
-
-static int config_bool(const char *name, bool *dst, char *err, size_t errlen)
-{
-        static const char *const yes[] = { "1", "true", "yes", "on" };
-        static const char *const no[] = { "0", "false", "no", "off" };
-        const char *v = config_env(name);
-
-        if (!v)
-                return 0;
-        for (size_t i = 0; i < 4; i++) {
-                if (strcasecmp(v, yes[i]) == 0) {
-                        *dst = true;
-                        return 0;
-                }
-                if (strcasecmp(v, no[i]) == 0) {
-                        *dst = false;
-                        return 0;
-                }
-        }
-        return config_fail(err, errlen, "%s: '%s' is not one of 1/true/yes/on or 0/false/no/off",
-                           name, v);
-}
-
 static bool config_url_ok(const char *url)
 {
         return (strncasecmp(url, "http://", 7) == 0 && url[7]) ||
                (strncasecmp(url, "https://", 8) == 0 && url[8]);
-}
-
-static int config_url(const char *name, char *dst, size_t size, char *err, size_t errlen)
-{
-        int r = config_string(name, dst, size, err, errlen);
-
-        if (r < 0)
-                return r;
-        for (const char *p = dst; *p; p++)
-                if ((unsigned char)*p <= ' ' || *p == 0x7f)
-                        return config_fail(err, errlen, "%s: a URL may not contain spaces or control characters", name);
-        if (*dst && !config_url_ok(dst))
-                return config_fail(err, errlen, "%s: only http:// and https:// URLs are supported", name);
-        return 0;
 }
 
 /* Splits a comma list into lower-case, trimmed, non-empty items. */
@@ -177,36 +99,23 @@ static void config_list_free(char **items)
         free(items);
 }
 
-static int config_list(const char *name, const char *fallback, char ***dst, char *err, size_t errlen)
-{
-        const char *v = config_env(name);
-        int r;
-
-        if (!v)
-                v = fallback;
-        r = config_list_parse(v, dst);
-        if (r < 0)
-                return config_fail(err, errlen, "%s: out of memory", name);
-        return 0;
-}
-
-/* A systemd credential wins over the variable (LoadCredential=). */
-static int config_credential(const char *cred, const char *name, char *dst, size_t size,
-                             char *err, size_t errlen)
+/* A systemd credential wins over the variable (LoadCredential=): 1 when
+ * dst holds it, 0 when there is none. */
+static int config_credential(const char *cred, char *dst, size_t size, char *err, size_t errlen)
 {
         const char *dir = getenv("CREDENTIALS_DIRECTORY");
-        char path[4096];
+        char path[PATH_MAX];
         ssize_t n;
         int fd;
 
         if (!dir || !*dir)
-                return config_string(name, dst, size, err, errlen);
+                return 0;
         if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, cred) >= sizeof(path))
                 return config_fail(err, errlen, "CREDENTIALS_DIRECTORY: path too long");
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
                 if (errno == ENOENT)
-                        return config_string(name, dst, size, err, errlen);
+                        return 0;
                 return config_fail(err, errlen, "credential %s: %s", cred, strerror(errno));
         }
         n = read(fd, dst, size);
@@ -223,31 +132,11 @@ static int config_credential(const char *cred, const char *name, char *dst, size
         /* Files written by editors end in a newline that is not part of the key. */
         while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == '\r'))
                 dst[--n] = '\0';
-        return 0;
-}
-
-static int config_decision_mode(enum decision_mode *mode, char *err, size_t errlen)
-{
-        const char *v = config_env("WEBHOOK_DECISION_PAYLOAD_MODE");
-
-        if (!v || strcasecmp(v, "minimal") == 0)
-                *mode = DECISION_MODE_MINIMAL;
-        else if (strcasecmp(v, "summary") == 0)
-                *mode = DECISION_MODE_SUMMARY;
-        else if (strcasecmp(v, "full") == 0)
-                *mode = DECISION_MODE_FULL;
-        else
-                return config_fail(err, errlen,
-                                   "WEBHOOK_DECISION_PAYLOAD_MODE: '%s' is not minimal, summary or full", v);
-        return 0;
+        return 1;
 }
 
 static int config_hostname(struct hw_config *cfg, char *err, size_t errlen)
 {
-        int r = config_string("SMTP_HOSTNAME", cfg->hostname, sizeof(cfg->hostname), err, errlen);
-
-        if (r < 0)
-                return r;
         if (!cfg->hostname[0] && gethostname(cfg->hostname, sizeof(cfg->hostname) - 1) < 0)
                 return config_fail(err, errlen, "SMTP_HOSTNAME: not set and gethostname failed: %s",
                                    strerror(errno));
@@ -258,104 +147,299 @@ static int config_hostname(struct hw_config *cfg, char *err, size_t errlen)
         return 0;
 }
 
-static void config_defaults(struct hw_config *cfg)
+/* Stored in inet_ntop's form, the form the peer's address is compared in. */
+static int config_proxy_trusted(struct hw_config *cfg, char *err, size_t errlen)
 {
-        memset(cfg, 0, sizeof(*cfg));
-        cfg->timeout_ms = HW_TIMEOUT_MS_DEFAULT;
-        cfg->retry_interval_ms = HW_RETRY_INTERVAL_MS_DEFAULT;
-        cfg->retry_max_interval_ms = HW_RETRY_MAX_INTERVAL_MS_DEFAULT;
-        cfg->concurrency = HW_CONCURRENCY_DEFAULT;
-        cfg->accept_all_recipients = true;
-        cfg->max_message_bytes = HW_MESSAGE_MAX_DEFAULT;
-        cfg->max_line_length = HW_CMD_MAX_DEFAULT;
-        cfg->max_header_lines = HW_HEADER_LINES_DEFAULT;
-        cfg->max_received = HW_RECEIVED_MAX_DEFAULT;
-        cfg->max_recipients = HW_RCPT_MAX_DEFAULT;
-        cfg->idle_timeout_ms = HW_IDLE_TIMEOUT_MS_DEFAULT;
-        cfg->command_deadline_ms = HW_COMMAND_DEADLINE_MS_DEFAULT;
-        cfg->data_min_rate = HW_DATA_MIN_RATE_DEFAULT;
-        cfg->session_deadline_ms = HW_SESSION_DEADLINE_MS_DEFAULT;
-        cfg->max_bad_commands = HW_BAD_COMMANDS_DEFAULT;
-        cfg->max_per_source = HW_PER_SOURCE_DEFAULT;
-        cfg->spool_min_free_bytes = HW_SPOOL_MIN_FREE_DEFAULT;
-        /* The configured localstatedir: /var/spool/hw-webhook for packages. */
-        strcpy(cfg->spool_dir, LOCALSTATEDIR "/spool/hw-webhook");
-}
-
-int config_load(struct hw_config *cfg, char *err, size_t errlen)
-{
-        const uint64_t day_ms = 86400000, year_ms = 365 * day_ms;
-        int r = 0;
-
-        config_defaults(cfg);
-        /* Each step stops at the first bad value; r carries it out. */
-        if (r >= 0) r = config_url("WEBHOOK_URL", cfg->webhook_url, sizeof(cfg->webhook_url), err, errlen);
-        if (r >= 0) r = config_url("WEBHOOK_ROLE_URL", cfg->webhook_role_url, sizeof(cfg->webhook_role_url), err, errlen);
-        if (r >= 0) r = config_credential("webhook-signing-key", "WEBHOOK_SIGNING_KEY",
-                                          cfg->signing_key, sizeof(cfg->signing_key), err, errlen);
-        if (r >= 0) r = config_uint("WEBHOOK_TIMEOUT_MS", 1, day_ms, &cfg->timeout_ms, err, errlen);
-        if (r >= 0) r = config_list("ROLE_ADDRESSES", config_default_roles, &cfg->role_addresses, err, errlen);
-        if (r >= 0) r = config_uint("RETRY_INTERVAL_MS", 1, year_ms, &cfg->retry_interval_ms, err, errlen);
-        if (r >= 0) r = config_uint("RETRY_MAX_INTERVAL_MS", 1, year_ms, &cfg->retry_max_interval_ms, err, errlen);
-        if (r >= 0) r = config_uint("MAX_RETRY_AGE_MS", 0, 100 * year_ms, &cfg->max_retry_age_ms, err, errlen);
-        if (r >= 0) r = config_unsigned("FLUSH_CONCURRENCY", 1, HW_CONCURRENCY_LIMIT, &cfg->concurrency, err, errlen);
-        if (r >= 0) r = config_string("WEBHOOK_CA_FILE", cfg->webhook_ca_file, sizeof(cfg->webhook_ca_file), err, errlen);
-        if (r >= 0) r = config_url("WEBHOOK_DECISION_URL", cfg->decision_url, sizeof(cfg->decision_url), err, errlen);
-        if (r >= 0) r = config_credential("webhook-decision-token", "WEBHOOK_DECISION_TOKEN",
-                                          cfg->decision_token, sizeof(cfg->decision_token), err, errlen);
-        if (r >= 0) r = config_decision_mode(&cfg->decision_mode, err, errlen);
-        if (r >= 0) r = config_bool("ACCEPT_ALL_RECIPIENTS", &cfg->accept_all_recipients, err, errlen);
-        if (r >= 0) r = config_list("ACCEPTED_DOMAINS", "", &cfg->accepted_domains, err, errlen);
-        if (r >= 0) r = config_string("SMTP_TLS_CERT_PATH", cfg->tls_cert_path, sizeof(cfg->tls_cert_path), err, errlen);
-        if (r >= 0) r = config_string("SMTP_TLS_KEY_PATH", cfg->tls_key_path, sizeof(cfg->tls_key_path), err, errlen);
-        if (r >= 0) r = config_string("SMTP_TLS_PRIORITY", cfg->tls_priority, sizeof(cfg->tls_priority), err, errlen);
-        if (r >= 0) r = config_hostname(cfg, err, errlen);
-        if (r >= 0) r = config_uint("SMTP_MAX_MESSAGE_BYTES", 1024, UINT64_C(1) << 40, &cfg->max_message_bytes, err, errlen);
-        if (r >= 0) r = config_unsigned("SMTP_MAX_LINE_LENGTH", 512, HW_CMD_MAX_LIMIT, &cfg->max_line_length, err, errlen);
-        if (r >= 0) r = config_unsigned("SMTP_MAX_HEADER_LINES", 1, 1000000, &cfg->max_header_lines, err, errlen);
-        if (r >= 0) r = config_unsigned("SMTP_MAX_RECEIVED", 1, 100000, &cfg->max_received, err, errlen);
-        if (r >= 0) r = config_unsigned("SMTP_MAX_RECIPIENTS", 1, HW_RCPT_LIMIT, &cfg->max_recipients, err, errlen);
-        if (r >= 0) r = config_uint("SMTP_IDLE_TIMEOUT_MS", 100, day_ms, &cfg->idle_timeout_ms, err, errlen);
-        if (r >= 0) r = config_uint("SMTP_COMMAND_DEADLINE_MS", 100, day_ms, &cfg->command_deadline_ms, err, errlen);
-        if (r >= 0) r = config_uint("SMTP_DATA_MIN_RATE", 0, UINT64_C(1) << 40, &cfg->data_min_rate, err, errlen);
-        if (r >= 0) r = config_uint("SMTP_SESSION_DEADLINE_MS", 100, 7 * day_ms, &cfg->session_deadline_ms, err, errlen);
-        if (r >= 0) r = config_unsigned("SMTP_MAX_BAD_COMMANDS", 1, 100000, &cfg->max_bad_commands, err, errlen);
-        if (r >= 0) r = config_unsigned("SMTP_MAX_CONNECTIONS_PER_SOURCE", 0, HW_PER_SOURCE_LIMIT,
-                                        &cfg->max_per_source, err, errlen);
-        if (r >= 0) r = config_list("SMTP_PROXY_TRUSTED", "", &cfg->proxy_trusted, err, errlen);
-        if (r >= 0) r = config_string("SPOOL_DIR", cfg->spool_dir, sizeof(cfg->spool_dir), err, errlen);
-        if (r >= 0) r = config_uint("SPOOL_MIN_FREE_BYTES", 0, UINT64_C(1) << 50, &cfg->spool_min_free_bytes, err, errlen);
-        if (r < 0)
-                goto fail;
-
-        if (!cfg->accept_all_recipients && !cfg->accepted_domains[0]) {
-                r = config_fail(err, errlen, "ACCEPTED_DOMAINS: empty while ACCEPT_ALL_RECIPIENTS is false (no mail could be accepted)");
-                goto fail;
-        }
-        if (!cfg->tls_cert_path[0] != !cfg->tls_key_path[0]) {
-                r = config_fail(err, errlen, "SMTP_TLS_CERT_PATH and SMTP_TLS_KEY_PATH: set both or neither");
-                goto fail;
-        }
-        /* Stored in inet_ntop's form, the form the peer's address is compared in. */
         for (char **p = cfg->proxy_trusted; *p; p++) {
                 unsigned char addr[16];
                 char canonical[INET6_ADDRSTRLEN];
                 int family = strchr(*p, ':') ? AF_INET6 : AF_INET;
 
                 if (inet_pton(family, *p, addr) != 1 ||
-                    !inet_ntop(family, addr, canonical, sizeof(canonical))) {
-                        r = config_fail(err, errlen, "SMTP_PROXY_TRUSTED: '%s' is not an IP address", *p);
-                        goto fail;
-                }
+                    !inet_ntop(family, addr, canonical, sizeof(canonical)))
+                        return config_fail(err, errlen, "SMTP_PROXY_TRUSTED: '%s' is not an IP address", *p);
                 free(*p);
                 *p = strdup(canonical);
-                if (!*p) {
-                        r = config_fail(err, errlen, "SMTP_PROXY_TRUSTED: out of memory");
-                        goto fail;
+                if (!*p)
+                        return config_fail(err, errlen, "SMTP_PROXY_TRUSTED: out of memory");
+        }
+        return 0;
+}
+
+static int config_spool_dir(struct hw_config *cfg, char *err, size_t errlen)
+{
+        if (cfg->spool_dir[0] != '/')
+                return config_fail(err, errlen, "SPOOL_DIR: '%s' is not an absolute path", cfg->spool_dir);
+        return 0;
+}
+
+#define CONFIG_STR_(x) #x
+#define CONFIG_STR(x) CONFIG_STR_(x)
+#define CONFIG_FIELD(f) \
+        .offset = offsetof(struct hw_config, f), .size = sizeof(((struct hw_config *)0)->f)
+#define CONFIG_DAY_MS UINT64_C(86400000)
+#define CONFIG_YEAR_MS (365 * CONFIG_DAY_MS)
+
+/* In the order of enum decision_mode. */
+static const char *const config_decision_modes[] = { "minimal", "summary", "full", NULL };
+_Static_assert(sizeof(enum decision_mode) == sizeof(unsigned), "a choice is stored as unsigned");
+
+/* Every setting, in the order it is loaded, checked and printed. The
+ * README's settings tables, man/hw-webhook.env.5 and
+ * units/hw-webhook.env.example are checked against this table by
+ * tests/config/docs.test, so a new setting is one row here (and its use).
+ * A default is written as a user would write it and passes the same
+ * checks as a value from the environment. */
+const struct config_setting config_settings[] = {
+        { "WEBHOOK_URL", CONFIG_URL, "", CONFIG_FIELD(webhook_url),
+          .doc_default = "needed to deliver (until it is set, mail is kept and hw-flush says so once)",
+          .help = "where mail is POSTed; `http://` or `https://`; `user:password@` becomes HTTP Basic authentication" },
+        { "WEBHOOK_ROLE_URL", CONFIG_URL, "", CONFIG_FIELD(webhook_role_url),
+          .help = "second webhook for mail to role addresses" },
+        { "WEBHOOK_SIGNING_KEY", CONFIG_STRING, "", CONFIG_FIELD(signing_key),
+          .secret = true, .credential = "webhook-signing-key",
+          .help = "HMAC-SHA256 key for the `signature` field; none, no signature" },
+        { "WEBHOOK_TIMEOUT_MS", CONFIG_NUMBER, CONFIG_STR(HW_TIMEOUT_MS_DEFAULT), CONFIG_FIELD(timeout_ms),
+          .min = 1, .max = CONFIG_DAY_MS,
+          .help = "per webhook POST and per decision request" },
+        { "ROLE_ADDRESSES", CONFIG_LIST, config_default_roles, CONFIG_FIELD(role_addresses),
+          .doc_default = "the 28 below",
+          .help = "comma list of local parts; replaces the default list" },
+        { "RETRY_INTERVAL_MS", CONFIG_NUMBER, CONFIG_STR(HW_RETRY_INTERVAL_MS_DEFAULT),
+          CONFIG_FIELD(retry_interval_ms), .min = 1, .max = CONFIG_YEAR_MS,
+          .help = "first retry delay; doubles with each attempt" },
+        { "RETRY_MAX_INTERVAL_MS", CONFIG_NUMBER, CONFIG_STR(HW_RETRY_MAX_INTERVAL_MS_DEFAULT),
+          CONFIG_FIELD(retry_max_interval_ms), .min = 1, .max = CONFIG_YEAR_MS,
+          .help = "cap of the retry delay" },
+        { "MAX_RETRY_AGE_MS", CONFIG_NUMBER, "0", CONFIG_FIELD(max_retry_age_ms),
+          .min = 0, .max = 100 * CONFIG_YEAR_MS,
+          .help = "dead-letter mail older than this; 0 = retry forever (406 still dead-letters)" },
+        { "FLUSH_CONCURRENCY", CONFIG_NUMBER, CONFIG_STR(HW_CONCURRENCY_DEFAULT), CONFIG_FIELD(concurrency),
+          .min = 1, .max = HW_CONCURRENCY_LIMIT,
+          .help = "parallel webhook POSTs (1..256)" },
+        { "WEBHOOK_CA_FILE", CONFIG_STRING, "", CONFIG_FIELD(webhook_ca_file),
+          .help = "CA bundle for `https://` webhooks; empty = the system's" },
+        { "WEBHOOK_DECISION_URL", CONFIG_URL, "", CONFIG_FIELD(decision_url),
+          .help = "pre-accept decision API (`haraka-webhook.decision.v1`)" },
+        { "WEBHOOK_DECISION_TOKEN", CONFIG_STRING, "", CONFIG_FIELD(decision_token),
+          .secret = true, .credential = "webhook-decision-token",
+          .help = "sent as `Authorization: Bearer <token>`" },
+        { "WEBHOOK_DECISION_PAYLOAD_MODE", CONFIG_CHOICE, "minimal", CONFIG_FIELD(decision_mode),
+          .choices = config_decision_modes,
+          .help = "`minimal`, `summary` or `full`" },
+        { "ACCEPT_ALL_RECIPIENTS", CONFIG_BOOL, "true", CONFIG_FIELD(accept_all_recipients),
+          .help = "1/true/yes/on or 0/false/no/off, any case" },
+        { "ACCEPTED_DOMAINS", CONFIG_LIST, "", CONFIG_FIELD(accepted_domains),
+          .help = "comma list, any case; used when the above is false (then required)" },
+        { "SMTP_TLS_CERT_PATH", CONFIG_STRING, "", CONFIG_FIELD(tls_cert_path),
+          .help = "the certificate (a full-chain file is fine); set with the key, it enables STARTTLS" },
+        { "SMTP_TLS_KEY_PATH", CONFIG_STRING, "", CONFIG_FIELD(tls_key_path),
+          .help = "the certificate's key; both or neither" },
+        { "SMTP_TLS_PRIORITY", CONFIG_STRING, "", CONFIG_FIELD(tls_priority),
+          .help = "GnuTLS priority string for STARTTLS; empty = forward-secret AEAD suites first, in the server's order, older ones as a last resort" },
+        { "SMTP_HOSTNAME", CONFIG_STRING, "", CONFIG_FIELD(hostname), .check = config_hostname,
+          .doc_default = "the host name",
+          .help = "name in the greeting, EHLO reply and `Received:` header" },
+        { "SMTP_MAX_MESSAGE_BYTES", CONFIG_NUMBER, CONFIG_STR(HW_MESSAGE_MAX_DEFAULT),
+          CONFIG_FIELD(max_message_bytes), .min = 1024, .max = UINT64_C(1) << 40,
+          .help = "advertised in `SIZE`; larger messages get 552 5.3.4" },
+        { "SMTP_MAX_LINE_LENGTH", CONFIG_NUMBER, CONFIG_STR(HW_CMD_MAX_DEFAULT), CONFIG_FIELD(max_line_length),
+          .min = 512, .max = HW_CMD_MAX_LIMIT,
+          .help = "command line limit in bytes with CRLF (512..65536)" },
+        { "SMTP_MAX_HEADER_LINES", CONFIG_NUMBER, CONFIG_STR(HW_HEADER_LINES_DEFAULT),
+          CONFIG_FIELD(max_header_lines), .min = 1, .max = 1000000,
+          .help = "header lines per message (552 5.3.4 beyond)" },
+        { "SMTP_MAX_RECEIVED", CONFIG_NUMBER, CONFIG_STR(HW_RECEIVED_MAX_DEFAULT), CONFIG_FIELD(max_received),
+          .min = 1, .max = 100000,
+          .help = "`Received:` headers per message (554 5.4.6, a mail loop, beyond)" },
+        { "SMTP_MAX_RECIPIENTS", CONFIG_NUMBER, CONFIG_STR(HW_RCPT_MAX_DEFAULT), CONFIG_FIELD(max_recipients),
+          .min = 1, .max = HW_RCPT_LIMIT,
+          .help = "recipients per message (452 4.5.3 beyond; 1..1000)" },
+        { "SMTP_IDLE_TIMEOUT_MS", CONFIG_NUMBER, CONFIG_STR(HW_IDLE_TIMEOUT_MS_DEFAULT),
+          CONFIG_FIELD(idle_timeout_ms), .min = 100, .max = CONFIG_DAY_MS,
+          .help = "no byte from the client this long: 421 4.4.2 and close" },
+        { "SMTP_COMMAND_DEADLINE_MS", CONFIG_NUMBER, CONFIG_STR(HW_COMMAND_DEADLINE_MS_DEFAULT),
+          CONFIG_FIELD(command_deadline_ms), .min = 100, .max = CONFIG_DAY_MS,
+          .help = "one command line, the wait for it included, however slowly it drips (421 4.4.2)" },
+        { "SMTP_DATA_MIN_RATE", CONFIG_NUMBER, CONFIG_STR(HW_DATA_MIN_RATE_DEFAULT), CONFIG_FIELD(data_min_rate),
+          .min = 0, .max = UINT64_C(1) << 40,
+          .help = "bytes/s: DATA may take `SMTP_IDLE_TIMEOUT_MS` plus 1 s per this many bytes (421 4.4.2 beyond; 0 = no minimum)" },
+        { "SMTP_SESSION_DEADLINE_MS", CONFIG_NUMBER, CONFIG_STR(HW_SESSION_DEADLINE_MS_DEFAULT),
+          CONFIG_FIELD(session_deadline_ms), .min = 100, .max = 7 * CONFIG_DAY_MS,
+          .help = "the whole connection (421 4.4.2 beyond)" },
+        { "SMTP_MAX_BAD_COMMANDS", CONFIG_NUMBER, CONFIG_STR(HW_BAD_COMMANDS_DEFAULT),
+          CONFIG_FIELD(max_bad_commands), .min = 1, .max = 100000,
+          .help = "syntax errors (500, 501, 555) and unknown commands before 421 and close" },
+        { "SMTP_MAX_CONNECTIONS_PER_SOURCE", CONFIG_NUMBER, CONFIG_STR(HW_PER_SOURCE_DEFAULT),
+          CONFIG_FIELD(max_per_source), .min = 0, .max = HW_PER_SOURCE_LIMIT,
+          .help = "sessions at once from one IPv4 address or IPv6 /64 (the next gets 421 4.7.0; 0 = no limit, at most 1024); see [Connections per source](#connections-per-source)" },
+        { "SMTP_PROXY_TRUSTED", CONFIG_LIST, "", CONFIG_FIELD(proxy_trusted), .check = config_proxy_trusted,
+          .help = "comma list of proxy addresses (HAProxy `send-proxy`) whose PROXY v1 header gives the client's address" },
+        /* The configured localstatedir: /var/spool/hw-webhook for packages. */
+        { "SPOOL_DIR", CONFIG_STRING, LOCALSTATEDIR "/spool/hw-webhook", CONFIG_FIELD(spool_dir),
+          .check = config_spool_dir, .doc_default = "/var/spool/hw-webhook",
+          .help = "the spool root (absolute); the default follows `--localstatedir`" },
+        { "SPOOL_MIN_FREE_BYTES", CONFIG_NUMBER, CONFIG_STR(HW_SPOOL_MIN_FREE_DEFAULT),
+          CONFIG_FIELD(spool_min_free_bytes), .min = 0, .max = UINT64_C(1) << 50,
+          .help = "below this much free space (or 1000 free inodes) `MAIL` gets 452 4.3.1 so senders queue mail on their side" },
+};
+const size_t config_settings_count = sizeof(config_settings) / sizeof(config_settings[0]);
+
+static void *config_field(struct hw_config *cfg, const struct config_setting *s)
+{
+        return (char *)cfg + s->offset;
+}
+
+static uint64_t config_number_get(const struct hw_config *cfg, const struct config_setting *s)
+{
+        const void *field = (const char *)cfg + s->offset;
+
+        return s->size == sizeof(uint64_t) ? *(const uint64_t *)field : *(const unsigned *)field;
+}
+
+static int config_number(const struct config_setting *s, const char *v, void *field,
+                         char *err, size_t errlen)
+{
+        char *end;
+        unsigned long long n;
+
+        if (!isdigit((unsigned char)v[0]))
+                return config_fail(err, errlen, "%s: '%s' is not a whole number", s->name, v);
+        errno = 0;
+        n = strtoull(v, &end, 10);
+        if (errno || *end)
+                return config_fail(err, errlen, "%s: '%s' is not a whole number", s->name, v);
+        if (n < s->min || n > s->max)
+                return config_fail(err, errlen, "%s: %llu is outside %" PRIu64 "..%" PRIu64,
+                                   s->name, n, s->min, s->max);
+        if (s->size == sizeof(uint64_t))
+                *(uint64_t *)field = n;
+        else
+                *(unsigned *)field = (unsigned)n;
+        return 0;
+}
+
+static int config_bool(const struct config_setting *s, const char *v, bool *dst,
+                       char *err, size_t errlen)
+{
+        static const char *const yes[] = { "1", "true", "yes", "on" };
+        static const char *const no[] = { "0", "false", "no", "off" };
+
+        for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+                if (strcasecmp(v, yes[i]) == 0) {
+                        *dst = true;
+                        return 0;
+                }
+                if (strcasecmp(v, no[i]) == 0) {
+                        *dst = false;
+                        return 0;
                 }
         }
-        if (cfg->spool_dir[0] != '/') {
-                r = config_fail(err, errlen, "SPOOL_DIR: '%s' is not an absolute path", cfg->spool_dir);
+        return config_fail(err, errlen, "%s: '%s' is not one of 1/true/yes/on or 0/false/no/off",
+                           s->name, v);
+}
+
+static int config_choice(const struct config_setting *s, const char *v, unsigned *dst,
+                         char *err, size_t errlen)
+{
+        char words[256] = "";
+        size_t n = 0;
+
+        for (unsigned i = 0; s->choices[i]; i++)
+                if (strcasecmp(v, s->choices[i]) == 0) {
+                        *dst = i;
+                        return 0;
+                }
+        /* "a, b or c" */
+        while (s->choices[n])
+                n++;
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strlen(words);
+
+                snprintf(words + len, sizeof(words) - len, "%s%s",
+                         i == 0 ? "" : i + 1 == n ? " or " : ", ", s->choices[i]);
+        }
+        return config_fail(err, errlen, "%s: '%s' is not %s", s->name, v, words);
+}
+
+static int config_text(const struct config_setting *s, const char *v, char *dst,
+                       char *err, size_t errlen)
+{
+        if (strlen(v) >= s->size)
+                return config_fail(err, errlen, "%s: longer than %zu bytes", s->name, s->size - 1);
+        strcpy(dst, v);
+        if (s->type != CONFIG_URL)
+                return 0;
+        for (const char *p = dst; *p; p++)
+                if ((unsigned char)*p <= ' ' || *p == 0x7f)
+                        return config_fail(err, errlen, "%s: a URL may not contain spaces or control characters",
+                                           s->name);
+        if (*dst && !config_url_ok(dst))
+                return config_fail(err, errlen, "%s: only http:// and https:// URLs are supported", s->name);
+        return 0;
+}
+
+/* One setting: its credential, else its variable, else its default. */
+static int config_setting_load(struct hw_config *cfg, const struct config_setting *s,
+                               char *err, size_t errlen)
+{
+        void *field = config_field(cfg, s);
+        const char *v;
+        int r;
+
+        if (s->credential) {
+                r = config_credential(s->credential, field, s->size, err, errlen);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+        v = config_env(s->name);
+        if (!v)
+                v = s->fallback;
+        switch (s->type) {
+        case CONFIG_STRING:
+        case CONFIG_URL:
+                r = config_text(s, v, field, err, errlen);
+                break;
+        case CONFIG_NUMBER:
+                r = config_number(s, v, field, err, errlen);
+                break;
+        case CONFIG_BOOL:
+                r = config_bool(s, v, field, err, errlen);
+                break;
+        case CONFIG_LIST:
+                r = config_list_parse(v, field);
+                if (r < 0)
+                        r = config_fail(err, errlen, "%s: out of memory", s->name);
+                break;
+        case CONFIG_CHOICE:
+                r = config_choice(s, v, field, err, errlen);
+                break;
+        default:
+                r = config_fail(err, errlen, "%s: unknown type", s->name);
+        }
+        if (r >= 0 && s->check)
+                r = s->check(cfg, err, errlen);
+        return r;
+}
+
+int config_load(struct hw_config *cfg, char *err, size_t errlen)
+{
+        int r = 0;
+
+        memset(cfg, 0, sizeof(*cfg));
+        /* Stops at the first bad value. */
+        for (size_t i = 0; i < config_settings_count && r >= 0; i++)
+                r = config_setting_load(cfg, &config_settings[i], err, errlen);
+        if (r < 0)
+                goto fail;
+
+        /* Rules between settings. */
+        if (!cfg->accept_all_recipients && !cfg->accepted_domains[0]) {
+                r = config_fail(err, errlen, "ACCEPTED_DOMAINS: empty while ACCEPT_ALL_RECIPIENTS is false (no mail could be accepted)");
+                goto fail;
+        }
+        if (!cfg->tls_cert_path[0] != !cfg->tls_key_path[0]) {
+                r = config_fail(err, errlen, "SMTP_TLS_CERT_PATH and SMTP_TLS_KEY_PATH: set both or neither");
                 goto fail;
         }
         if (cfg->retry_max_interval_ms < cfg->retry_interval_ms) {
@@ -377,12 +461,17 @@ int config_check_flush(const struct hw_config *cfg, char *err, size_t errlen)
 
 void config_free(struct hw_config *cfg)
 {
-        config_list_free(cfg->role_addresses);
-        config_list_free(cfg->accepted_domains);
-        config_list_free(cfg->proxy_trusted);
-        cfg->role_addresses = cfg->accepted_domains = cfg->proxy_trusted = NULL;
-        explicit_bzero(cfg->signing_key, sizeof(cfg->signing_key));
-        explicit_bzero(cfg->decision_token, sizeof(cfg->decision_token));
+        for (size_t i = 0; i < config_settings_count; i++) {
+                const struct config_setting *s = &config_settings[i];
+                void *field = config_field(cfg, s);
+
+                if (s->type == CONFIG_LIST) {
+                        config_list_free(*(char ***)field);
+                        *(char ***)field = NULL;
+                }
+                if (s->secret)
+                        explicit_bzero(field, s->size);
+        }
 }
 
 static bool config_list_has(char *const *list, const char *s, size_t len)
@@ -415,6 +504,13 @@ bool config_accepts_recipient(const struct hw_config *cfg, const char *addr)
         return config_list_has(cfg->accepted_domains, at + 1, strlen(at + 1));
 }
 
+bool config_refuses_root(void)
+{
+        const char *allow = getenv("HW_ALLOW_ROOT");
+
+        return geteuid() == 0 && !(allow && strcmp(allow, "1") == 0);
+}
+
 /* URLs may carry user information (Basic auth): never print it. */
 static void config_print_url(FILE *out, const char *name, const char *url)
 {
@@ -439,39 +535,32 @@ static void config_print_list(FILE *out, const char *name, char *const *list)
 
 void config_print(const struct hw_config *cfg, FILE *out)
 {
-        static const char *const modes[] = { "minimal", "summary", "full" };
+        for (size_t i = 0; i < config_settings_count; i++) {
+                const struct config_setting *s = &config_settings[i];
+                const void *field = (const char *)cfg + s->offset;
 
-        config_print_url(out, "WEBHOOK_URL", cfg->webhook_url);
-        config_print_url(out, "WEBHOOK_ROLE_URL", cfg->webhook_role_url);
-        fprintf(out, "WEBHOOK_SIGNING_KEY=%s\n", cfg->signing_key[0] ? "(set)" : "");
-        fprintf(out, "WEBHOOK_TIMEOUT_MS=%" PRIu64 "\n", cfg->timeout_ms);
-        config_print_list(out, "ROLE_ADDRESSES", cfg->role_addresses);
-        fprintf(out, "RETRY_INTERVAL_MS=%" PRIu64 "\n", cfg->retry_interval_ms);
-        fprintf(out, "RETRY_MAX_INTERVAL_MS=%" PRIu64 "\n", cfg->retry_max_interval_ms);
-        fprintf(out, "MAX_RETRY_AGE_MS=%" PRIu64 "\n", cfg->max_retry_age_ms);
-        fprintf(out, "FLUSH_CONCURRENCY=%u\n", cfg->concurrency);
-        fprintf(out, "WEBHOOK_CA_FILE=%s\n", cfg->webhook_ca_file);
-        config_print_url(out, "WEBHOOK_DECISION_URL", cfg->decision_url);
-        fprintf(out, "WEBHOOK_DECISION_TOKEN=%s\n", cfg->decision_token[0] ? "(set)" : "");
-        fprintf(out, "WEBHOOK_DECISION_PAYLOAD_MODE=%s\n", modes[cfg->decision_mode]);
-        fprintf(out, "ACCEPT_ALL_RECIPIENTS=%s\n", cfg->accept_all_recipients ? "true" : "false");
-        config_print_list(out, "ACCEPTED_DOMAINS", cfg->accepted_domains);
-        fprintf(out, "SMTP_TLS_CERT_PATH=%s\n", cfg->tls_cert_path);
-        fprintf(out, "SMTP_TLS_KEY_PATH=%s\n", cfg->tls_key_path);
-        fprintf(out, "SMTP_TLS_PRIORITY=%s\n", cfg->tls_priority);
-        fprintf(out, "SMTP_HOSTNAME=%s\n", cfg->hostname);
-        fprintf(out, "SMTP_MAX_MESSAGE_BYTES=%" PRIu64 "\n", cfg->max_message_bytes);
-        fprintf(out, "SMTP_MAX_LINE_LENGTH=%u\n", cfg->max_line_length);
-        fprintf(out, "SMTP_MAX_HEADER_LINES=%u\n", cfg->max_header_lines);
-        fprintf(out, "SMTP_MAX_RECEIVED=%u\n", cfg->max_received);
-        fprintf(out, "SMTP_MAX_RECIPIENTS=%u\n", cfg->max_recipients);
-        fprintf(out, "SMTP_IDLE_TIMEOUT_MS=%" PRIu64 "\n", cfg->idle_timeout_ms);
-        fprintf(out, "SMTP_COMMAND_DEADLINE_MS=%" PRIu64 "\n", cfg->command_deadline_ms);
-        fprintf(out, "SMTP_DATA_MIN_RATE=%" PRIu64 "\n", cfg->data_min_rate);
-        fprintf(out, "SMTP_SESSION_DEADLINE_MS=%" PRIu64 "\n", cfg->session_deadline_ms);
-        fprintf(out, "SMTP_MAX_BAD_COMMANDS=%u\n", cfg->max_bad_commands);
-        fprintf(out, "SMTP_MAX_CONNECTIONS_PER_SOURCE=%u\n", cfg->max_per_source);
-        config_print_list(out, "SMTP_PROXY_TRUSTED", cfg->proxy_trusted);
-        fprintf(out, "SPOOL_DIR=%s\n", cfg->spool_dir);
-        fprintf(out, "SPOOL_MIN_FREE_BYTES=%" PRIu64 "\n", cfg->spool_min_free_bytes);
+                switch (s->type) {
+                case CONFIG_URL:
+                        config_print_url(out, s->name, field);
+                        break;
+                case CONFIG_STRING:
+                        if (s->secret)
+                                fprintf(out, "%s=%s\n", s->name, *(const char *)field ? "(set)" : "");
+                        else
+                                fprintf(out, "%s=%s\n", s->name, (const char *)field);
+                        break;
+                case CONFIG_NUMBER:
+                        fprintf(out, "%s=%" PRIu64 "\n", s->name, config_number_get(cfg, s));
+                        break;
+                case CONFIG_BOOL:
+                        fprintf(out, "%s=%s\n", s->name, *(const bool *)field ? "true" : "false");
+                        break;
+                case CONFIG_LIST:
+                        config_print_list(out, s->name, *(char *const *const *)field);
+                        break;
+                case CONFIG_CHOICE:
+                        fprintf(out, "%s=%s\n", s->name, s->choices[*(const unsigned *)field]);
+                        break;
+                }
+        }
 }

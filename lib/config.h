@@ -26,7 +26,7 @@ struct hw_config {
         uint64_t retry_max_interval_ms;
         uint64_t max_retry_age_ms;        /* 0 = forever */
         unsigned concurrency;             /* FLUSH_CONCURRENCY */
-        char webhook_ca_file[1024];       /* WEBHOOK_CA_FILE: CA bundle for https webhooks; empty = system's */
+        char webhook_ca_file[HW_PATH_SETTING_MAX];       /* WEBHOOK_CA_FILE: CA bundle for https webhooks; empty = system's */
 
         /* decision API (hw-receive) */
         char decision_url[HW_URL_MAX];
@@ -38,8 +38,8 @@ struct hw_config {
         char **accepted_domains;          /* NULL-terminated, lower case */
 
         /* TLS */
-        char tls_cert_path[1024];
-        char tls_key_path[1024];
+        char tls_cert_path[HW_PATH_SETTING_MAX];
+        char tls_key_path[HW_PATH_SETTING_MAX];
         char tls_priority[HW_TLS_PRIORITY_MAX]; /* SMTP_TLS_PRIORITY; empty = the built-in order */
 
         /* SMTP limits */
@@ -58,9 +58,37 @@ struct hw_config {
         char **proxy_trusted;             /* PROXY protocol peers, NULL-terminated */
 
         /* spool */
-        char spool_dir[1024];
+        char spool_dir[HW_PATH_SETTING_MAX];
         uint64_t spool_min_free_bytes;
 };
+
+/* The settings table (lib/config.c): one row per variable. */
+enum config_type {
+        CONFIG_STRING,  /* text shorter than the field */
+        CONFIG_URL,     /* http:// or https://; printed without user information */
+        CONFIG_NUMBER,  /* a whole number within min..max (uint64_t or unsigned field) */
+        CONFIG_BOOL,
+        CONFIG_LIST,    /* comma list, lower case, NULL-terminated char ** */
+        CONFIG_CHOICE,  /* one of choices, stored as its index (unsigned-sized enum) */
+};
+
+struct config_setting {
+        const char *name;               /* the environment variable */
+        enum config_type type;
+        const char *fallback;           /* the default, written as a value would be */
+        size_t offset, size;            /* the field of struct hw_config */
+        uint64_t min, max;              /* CONFIG_NUMBER bounds */
+        bool secret;                    /* printed as "(set)", wiped by config_free() */
+        const char *credential;         /* systemd credential that wins over the variable */
+        const char *const *choices;     /* CONFIG_CHOICE: NULL-terminated */
+        /* Further checks once the field holds its value (may complete it). */
+        int (*check)(struct hw_config *cfg, char *err, size_t errlen);
+        const char *doc_default;        /* how the docs state a default that is no literal */
+        const char *help;               /* one line, the README table's wording */
+};
+
+extern const struct config_setting config_settings[];
+extern const size_t config_settings_count;
 
 /* Fills cfg from the environment (and $CREDENTIALS_DIRECTORY). On a bad
  * value returns -EINVAL and writes a message naming the variable to err. */
@@ -79,5 +107,9 @@ bool config_accepts_recipient(const struct hw_config *cfg, const char *addr);
 
 /* Prints the settings, secrets masked, for --check-config. */
 void config_print(const struct hw_config *cfg, FILE *out);
+
+/* True when running as root without HW_ALLOW_ROOT=1 (which tests set):
+ * both programs then refuse, since spool files would be root's. */
+bool config_refuses_root(void);
 
 #endif

@@ -30,6 +30,8 @@
 #define HW_HOSTNAME_MAX 255               /* bytes; RFC 1035 */
 #define HW_IP_MAX 64                      /* textual IPv6 with scope, and then some */
 #define HW_TLS_DESC_MAX 128               /* "TLS1.3 with cipher ..." */
+#define HW_PROXY_V1_MAX 107               /* bytes with CR LF: the longest PROXY protocol v1 header */
+#define HW_PATH_SETTING_MAX 1024          /* bytes of a path setting, NUL included */
 #define HW_IO_BUFFER 65536                /* bytes of each buffered reader/writer */
 
 /* Webhook and decision API. */

@@ -10,7 +10,7 @@
 #include "json.h"
 #include "utf8.h"
 
-json_t *json_from_bytes(const char *s, size_t len)
+json_t *hwjson_from_bytes(const char *s, size_t len)
 {
         char *clean = utf8_sanitize(s, len);
         json_t *j;
@@ -22,7 +22,7 @@ json_t *json_from_bytes(const char *s, size_t len)
         return j;
 }
 
-json_t *json_headers_array(const struct header_list *h)
+json_t *hwjson_headers_array(const struct header_list *h)
 {
         json_t *arr = json_array();
 
@@ -31,8 +31,8 @@ json_t *json_headers_array(const struct header_list *h)
         for (size_t i = 0; i < h->count; i++) {
                 const struct header_field *f = &h->fields[i];
                 json_t *pair = json_array();
-                json_t *name = json_from_bytes(f->name, strlen(f->name));
-                json_t *value = json_from_bytes(f->value, f->value_len);
+                json_t *name = hwjson_from_bytes(f->name, strlen(f->name));
+                json_t *value = hwjson_from_bytes(f->value, f->value_len);
                 int r = -1;
 
                 /* json_array_append (not _new) leaves our references
@@ -51,9 +51,9 @@ json_t *json_headers_array(const struct header_list *h)
         return arr;
 }
 
-char *json_headers_dump(const struct header_list *h)
+char *hwjson_headers_dump(const struct header_list *h)
 {
-        json_t *arr = json_headers_array(h);
+        json_t *arr = hwjson_headers_array(h);
         char *text;
 
         if (!arr)

@@ -9,13 +9,13 @@
 
 /* A JSON string of s[0..len), sanitized to UTF-8 (NUL bytes become
  * U+FFFD). New reference; NULL on ENOMEM. */
-json_t *json_from_bytes(const char *s, size_t len);
+json_t *hwjson_from_bytes(const char *s, size_t len);
 
 /* [[name, value], ...] in message order, names and values sanitized to
  * UTF-8. New reference; NULL on ENOMEM. */
-json_t *json_headers_array(const struct header_list *h);
+json_t *hwjson_headers_array(const struct header_list *h);
 
 /* The same as compact JSON text, malloc'd (free()); NULL on ENOMEM. */
-char *json_headers_dump(const struct header_list *h);
+char *hwjson_headers_dump(const struct header_list *h);
 
 #endif

@@ -20,7 +20,7 @@
 /* The largest envelope block: HW_RCPT_LIMIT recipients and the rest. */
 #define ENVELOPE_MAX (16 * 1024 + HW_RCPT_LIMIT * (HW_ADDR_MAX + 8))
 
-static const char *const spool_dir_names[_SPOOL_DIR_MAX] = {
+static const char *const spool_dir_names[SPOOL_DIR_COUNT] = {
         [SPOOL_TMP] = "tmp",
         [SPOOL_PENDING] = "pending",
         [SPOOL_PROCESSING] = "processing",
@@ -63,12 +63,12 @@ int spool_open(struct spool *s, const char *root)
         int r;
 
         s->io = &spool_io_system;
-        for (int i = 0; i < _SPOOL_DIR_MAX; i++)
+        for (int i = 0; i < SPOOL_DIR_COUNT; i++)
                 s->dir_fd[i] = -1;
         s->root_fd = spool_open_dir(AT_FDCWD, root);
         if (s->root_fd < 0)
                 return s->root_fd;
-        for (int i = 0; i < _SPOOL_DIR_MAX; i++) {
+        for (int i = 0; i < SPOOL_DIR_COUNT; i++) {
                 r = spool_open_dir(s->root_fd, spool_dir_names[i]);
                 if (r < 0) {
                         spool_close(s);
@@ -81,7 +81,7 @@ int spool_open(struct spool *s, const char *root)
 
 void spool_close(struct spool *s)
 {
-        for (int i = 0; i < _SPOOL_DIR_MAX; i++) {
+        for (int i = 0; i < SPOOL_DIR_COUNT; i++) {
                 if (s->dir_fd[i] >= 0)
                         close(s->dir_fd[i]);
                 s->dir_fd[i] = -1;

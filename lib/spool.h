@@ -107,7 +107,7 @@ enum spool_dir {
         SPOOL_PROCESSING,
         SPOOL_DEFERRED,
         SPOOL_DEAD,
-        _SPOOL_DIR_MAX,
+        SPOOL_DIR_COUNT,
 };
 
 /* System calls the spool makes that can fail with a full or broken disk.
@@ -128,7 +128,7 @@ int spool_write_all(const struct spool_io *io, int fd, const void *p, size_t len
 
 struct spool {
         int root_fd;
-        int dir_fd[_SPOOL_DIR_MAX];
+        int dir_fd[SPOOL_DIR_COUNT];
         const struct spool_io *io;
 };
 

@@ -7,7 +7,7 @@
 void data_init(struct data_machine *m)
 {
         memset(m, 0, sizeof(*m));
-        m->state = DATA_BOL;
+        m->state = DATA_STATE_BOL;
         m->in_header = true;
 }
 
@@ -39,11 +39,11 @@ size_t data_feed(struct data_machine *m, const char *in, size_t len, char *out, 
         /* end bounds the output by the input: see data.h. */
         size_t i = 0, o = *out_len, end = *out_len + len;
 
-        while (i < len && o < end && m->state != DATA_DONE) {
+        while (i < len && o < end && m->state != DATA_STATE_DONE) {
                 char c = in[i];
 
                 /* Fast path: the body, inside a line, up to the next CR. */
-                if (m->state == DATA_TEXT && !m->in_header) {
+                if (m->state == DATA_STATE_TEXT && !m->in_header) {
                         size_t avail = len - i < end - o ? len - i : end - o;
                         const char *cr = memchr(in + i, '\r', avail);
                         size_t run = cr ? (size_t)(cr - (in + i)) : avail;
@@ -57,39 +57,39 @@ size_t data_feed(struct data_machine *m, const char *in, size_t len, char *out, 
                 }
                 i++;
                 switch (m->state) {
-                case DATA_BOL:
+                case DATA_STATE_BOL:
                         if (c == '.') {
-                                m->state = DATA_DOT;
+                                m->state = DATA_STATE_DOT;
                                 continue;
                         }
-                        m->state = c == '\r' ? DATA_CR : DATA_TEXT;
+                        m->state = c == '\r' ? DATA_STATE_CR : DATA_STATE_TEXT;
                         break;
-                case DATA_TEXT:
+                case DATA_STATE_TEXT:
                         if (c == '\r')
-                                m->state = DATA_CR;
+                                m->state = DATA_STATE_CR;
                         break;
-                case DATA_CR:
+                case DATA_STATE_CR:
                         if (c == '\n') {
-                                m->state = DATA_BOL;
+                                m->state = DATA_STATE_BOL;
                                 out[o++] = c;
                                 if (m->in_header)
                                         data_header_line_end(m);
                                 continue;
                         }
                         if (c != '\r')
-                                m->state = DATA_TEXT;
+                                m->state = DATA_STATE_TEXT;
                         break;
-                case DATA_DOT:
+                case DATA_STATE_DOT:
                         /* A stuffed dot: drop it, the byte after it is data. */
                         if (c == '\r') {
-                                m->state = DATA_DOT_CR;
+                                m->state = DATA_STATE_DOT_CR;
                                 continue;
                         }
-                        m->state = DATA_TEXT;
+                        m->state = DATA_STATE_TEXT;
                         break;
-                case DATA_DOT_CR:
+                case DATA_STATE_DOT_CR:
                         if (c == '\n') {
-                                m->state = DATA_DONE;
+                                m->state = DATA_STATE_DONE;
                                 continue;
                         }
                         /* ".\r" then something else: the dot was stuffing and
@@ -100,10 +100,10 @@ size_t data_feed(struct data_machine *m, const char *in, size_t len, char *out, 
                         out[o++] = '\r';
                         if (m->in_header)
                                 data_header_byte(m, '\r');
-                        m->state = DATA_CR;
+                        m->state = DATA_STATE_CR;
                         i--;
                         continue;
-                case DATA_DONE:
+                case DATA_STATE_DONE:
                         break;
                 }
                 out[o++] = c;

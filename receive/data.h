@@ -14,12 +14,12 @@
 #include <stdint.h>
 
 enum data_state {
-        DATA_BOL,        /* at the start of a line */
-        DATA_TEXT,       /* inside a line */
-        DATA_CR,         /* after a CR inside a line */
-        DATA_DOT,        /* a line began with '.' */
-        DATA_DOT_CR,     /* a line began with ".\r" */
-        DATA_DONE,       /* CR LF . CR LF seen */
+        DATA_STATE_BOL,        /* at the start of a line */
+        DATA_STATE_TEXT,       /* inside a line */
+        DATA_STATE_CR,         /* after a CR inside a line */
+        DATA_STATE_DOT,        /* a line began with '.' */
+        DATA_STATE_DOT_CR,     /* a line began with ".\r" */
+        DATA_STATE_DONE,       /* CR LF . CR LF seen */
 };
 
 struct data_machine {
@@ -37,7 +37,7 @@ void data_init(struct data_machine *m);
 /* Consumes input until the end of data or of in. Message bytes are written
  * at out + *out_len and counted in *out_len; never more than len of them,
  * so out must hold *out_len + len bytes. Returns the bytes of in consumed:
- * all of them, or fewer when m->state became DATA_DONE (input after the
+ * all of them, or fewer when m->state became DATA_STATE_DONE (input after the
  * final dot line is not consumed) or when len bytes were written (a line
  * that began ".\r" and goes on owes the CR it held back: call again with
  * the rest of in). */

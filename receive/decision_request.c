@@ -214,7 +214,7 @@ void decision_iso8601(int64_t ms, char buf[32])
 /* A JSON string of a C string's raw bytes, sanitized to UTF-8. */
 static json_t *decision_json_bytes(const char *s)
 {
-        return json_from_bytes(s, strlen(s));
+        return hwjson_from_bytes(s, strlen(s));
 }
 
 /* Steals value (even on failure, as json_object_set_new does). */
@@ -280,7 +280,7 @@ static json_t *decision_message_object(enum decision_mode mode, const struct env
         if (r >= 0) r = decision_set(msg, "subject", decision_header_text(h, "Subject"));
         if (r >= 0) r = decision_set(msg, "remote", json_incref(remote));
         if (r >= 0 && mode != DECISION_MODE_MINIMAL)
-                r = decision_set(msg, "headers", json_headers_array(h));
+                r = decision_set(msg, "headers", hwjson_headers_array(h));
         json_decref(rcpt);
         json_decref(remote);
         if (r < 0) {

@@ -93,11 +93,6 @@ size_t io_switch_transport(struct io *io, const struct io_transport *t)
         return dropped;
 }
 
-size_t io_buffered_input(const struct io *io)
-{
-        return io->rlen - io->rpos;
-}
-
 int io_flush(struct io *io)
 {
         int r;

@@ -47,8 +47,6 @@ void io_set_deadline(struct io *io, int64_t deadline_ms);
  * were dropped. */
 size_t io_switch_transport(struct io *io, const struct io_transport *t);
 
-/* Bytes of input already buffered (read but not consumed). */
-size_t io_buffered_input(const struct io *io);
 
 /* Reads one line ended by LF into line (without CR LF, NUL-terminated).
  * 0 on success; -E2BIG if the line (with its CR LF) is longer than max

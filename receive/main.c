@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,9 +20,6 @@
 #include "smtp.h"
 #include "source_limit.h"
 
-#define EXIT_USAGE 64
-#define EXIT_TEMPFAIL 75
-#define EXIT_CONFIG 78
 
 static void usage(FILE *out)
 {
@@ -81,7 +79,7 @@ static int receive_proxy_header(struct smtp_session *s)
         char line[HW_IP_MAX * 2 + 64], ip[HW_IP_MAX];
         unsigned port;
         size_t len;
-        int r = io_getline(&s->io, line, 107, &len);
+        int r = io_getline(&s->io, line, HW_PROXY_V1_MAX, &len);
 
         if (r >= 0)
                 r = smtp_parse_proxy_v1(line, ip, &port);
@@ -111,13 +109,13 @@ static int receive_run(const struct hw_config *cfg)
         struct source_limit limit = { .dir_fd = -1, .fd = -1 };
         char ip[HW_IP_MAX];
         unsigned port;
-        int r, status = EXIT_TEMPFAIL;
+        int r, status = EX_TEMPFAIL;
 
         r = spool_open(&spool, cfg->spool_dir);
         if (r < 0) {
                 log_msg(LOG_ERR, "cannot open spool %s: %s", cfg->spool_dir, strerror(-r));
                 fputs("421 4.3.0 Local error in processing, try again later\r\n", stdout);
-                return EXIT_TEMPFAIL;
+                return EX_TEMPFAIL;
         }
         /* Before the client's first byte: from here on only the spool is
          * writable (sandbox.h). */
@@ -126,7 +124,7 @@ static int receive_run(const struct hw_config *cfg)
                 log_msg(LOG_ERR, "cannot sandbox the session: %s", err);
                 fputs("421 4.3.0 Local error in processing, try again later\r\n", stdout);
                 spool_close(&spool);
-                return EXIT_TEMPFAIL;
+                return EX_TEMPFAIL;
         }
         io_plain_transport(&fds, &transport);
         r = smtp_session_init(&session, cfg, &spool, &transport, modules_hooks(cfg));
@@ -177,7 +175,6 @@ int main(int argc, char **argv)
 {
         struct hw_config cfg;
         char err[512];
-        const char *allow_root = getenv("HW_ALLOW_ROOT");
         bool check_only = false;
         int r;
 
@@ -193,20 +190,20 @@ int main(int argc, char **argv)
                         return 0;
                 } else {
                         usage(stderr);
-                        return EXIT_USAGE;
+                        return EX_USAGE;
                 }
         }
-        if (geteuid() == 0 && !(allow_root && strcmp(allow_root, "1") == 0)) {
+        if (config_refuses_root()) {
                 log_msg(LOG_ERR, "refusing to run as root; run as the service user (HW_ALLOW_ROOT=1 overrides)");
                 if (!check_only)
                         fputs("421 4.3.5 Service misconfigured, try again later\r\n", stdout);
-                return EXIT_CONFIG;
+                return EX_CONFIG;
         }
         if (config_load(&cfg, err, sizeof(err)) < 0) {
                 log_msg(LOG_ERR, "configuration error: %s", err);
                 if (!check_only)
                         fputs("421 4.3.5 Service misconfigured, try again later\r\n", stdout);
-                return EXIT_CONFIG;
+                return EX_CONFIG;
         }
         if (check_only) {
                 r = modules_check(&cfg, err, sizeof(err));
@@ -214,7 +211,7 @@ int main(int argc, char **argv)
                         log_msg(LOG_ERR, "configuration error: %s", err);
                 else
                         config_print(&cfg, stdout);
-                r = r < 0 ? EXIT_CONFIG : 0;
+                r = r < 0 ? EX_CONFIG : 0;
         } else {
                 /* A client that goes away must not kill us mid-commit. */
                 signal(SIGPIPE, SIG_IGN);

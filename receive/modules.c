@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,7 @@ static enum tls_status tls_status;
 static int module_load(struct module *m, char *err, size_t errlen)
 {
         const char *dir = getenv("HW_MODULE_DIR");
-        char path[4096];
+        char path[PATH_MAX];
         const struct hw_module *api;
 
         if (m->api)

@@ -405,7 +405,7 @@ static int smtp_read_data(struct smtp_session *s, enum data_result *result)
 
         data_init(&m);
         *result = DATA_OK;
-        while (m.state != DATA_DONE) {
+        while (m.state != DATA_STATE_DONE) {
                 const char *in;
                 size_t avail, used, produced = 0;
                 int r;

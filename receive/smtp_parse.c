@@ -257,9 +257,9 @@ int smtp_parse_proxy_v1(const char *line, char ip[HW_IP_MAX], unsigned *port)
         unsigned ignored;
         int family;
 
-        /* The header is at most 107 bytes with its CR LF; fields are
-         * separated by exactly one space. */
-        if (strlen(line) > 105 || strncmp(line, "PROXY ", 6) != 0)
+        /* The header is at most HW_PROXY_V1_MAX bytes with its CR LF;
+         * fields are separated by exactly one space. */
+        if (strlen(line) > HW_PROXY_V1_MAX - 2 || strncmp(line, "PROXY ", 6) != 0)
                 return -EINVAL;
         line += 6;
         /* UNKNOWN: the proxy could not tell; the rest of the line is ignored. */

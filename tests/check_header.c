@@ -555,7 +555,7 @@ START_TEST(json_exact)
         char *text;
 
         ck_assert_int_eq(header_parse(msg, sizeof(msg) - 1, 0, &h), 0);
-        text = json_headers_dump(&h);
+        text = hwjson_headers_dump(&h);
         ck_assert_ptr_nonnull(text);
         ck_assert_str_eq(text,
                 "[[\"Received\",\"from a\\tby b\"],"
@@ -571,7 +571,7 @@ END_TEST
 START_TEST(json_array_value)
 {
         struct header_list h = parse_ok("A: 1\r\nB: \xff\r\n", 0);
-        json_t *arr = json_headers_array(&h), *pair;
+        json_t *arr = hwjson_headers_array(&h), *pair;
 
         ck_assert_ptr_nonnull(arr);
         ck_assert_uint_eq(json_array_size(arr), 2);
@@ -583,7 +583,7 @@ START_TEST(json_array_value)
         header_list_free(&h);
 
         h = parse_ok("", 0);
-        char *text = json_headers_dump(&h);
+        char *text = hwjson_headers_dump(&h);
         ck_assert_str_eq(text, "[]");
         free(text);
         header_list_free(&h);
@@ -615,7 +615,7 @@ START_TEST(random_input)
                         ck_assert(utf8_valid(d, strlen(d)));
                         free(d);
                 }
-                char *text = json_headers_dump(&h);
+                char *text = hwjson_headers_dump(&h);
                 ck_assert_ptr_nonnull(text);
                 free(text);
                 header_list_free(&h);

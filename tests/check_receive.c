@@ -21,7 +21,7 @@ static char *feed(const char *in, size_t len, size_t step, size_t *out_len, size
 
         data_init(m);
         *out_len = 0;
-        while (used < len && m->state != DATA_DONE) {
+        while (used < len && m->state != DATA_STATE_DONE) {
                 size_t n = len - used < step ? len - used : step, produced = 0;
                 /* Exactly as large as data.h promises, so an overrun shows. */
                 char *chunk_out = malloc(n);
@@ -50,7 +50,7 @@ static void assert_data(const char *in, const char *expect, bool done, size_t ex
 
                 ck_assert_msg(out_len == strlen(expect) && memcmp(out, expect, out_len) == 0,
                               "step %zu: got [%s] want [%s]", steps[i], out, expect);
-                ck_assert_int_eq(m.state == DATA_DONE, done);
+                ck_assert_int_eq(m.state == DATA_STATE_DONE, done);
                 if (done)
                         ck_assert_uint_eq(consumed, expect_consumed);
                 ck_assert_uint_eq(m.size, out_len);
@@ -83,7 +83,7 @@ START_TEST(test_data_output_never_exceeds_input)
         data_init(&m);
         used = data_feed(&m, head, strlen(head), out_head, &produced);
         ck_assert_uint_eq(used, strlen(head));
-        ck_assert_int_eq(m.state, DATA_DOT_CR);
+        ck_assert_int_eq(m.state, DATA_STATE_DOT_CR);
         /* One byte in: only the owed CR comes out, and the X waits. */
         produced = 0;
         used = data_feed(&m, tail, 1, &one, &produced);
@@ -93,7 +93,7 @@ START_TEST(test_data_output_never_exceeds_input)
         produced = 0;
         used = data_feed(&m, tail, strlen(tail), out_tail, &produced);
         ck_assert_uint_eq(used, strlen(tail));
-        ck_assert_int_eq(m.state, DATA_DONE);
+        ck_assert_int_eq(m.state, DATA_STATE_DONE);
         ck_assert_uint_eq(produced, 5);
         ck_assert(memcmp(out_tail, "Xyz\r\n", 5) == 0);
 }

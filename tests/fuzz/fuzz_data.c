@@ -10,7 +10,7 @@
  * turn. No chunking byte: one byte at a time.
  *
  * The contract (data.h): a call writes at most len bytes at out + *out_len
- * and may stop short of its input, before DATA_DONE, when it has written
+ * and may stop short of its input, before DATA_STATE_DONE, when it has written
  * len bytes; the caller calls again with the rest. Every buffer here is
  * malloc'd to exactly what the contract promises (*out_len + len bytes;
  * *out_len is 0 for the whole feed, 0-3 for the chunked one), so ASan
@@ -46,8 +46,8 @@ static size_t fuzz_call(struct fuzz_run *run, const uint8_t *in, size_t len, siz
         FUZZ_CHECK(used <= len && out_len >= off && out_len - off <= len);
         made = out_len - off;
         /* Stopping short needs a reason: the end of data or a full out. */
-        FUZZ_CHECK(used == len || run->m.state == DATA_DONE || made == len);
-        if (state != DATA_DONE)
+        FUZZ_CHECK(used == len || run->m.state == DATA_STATE_DONE || made == len);
+        if (state != DATA_STATE_DONE)
                 FUZZ_CHECK(used > 0 || made > 0);
         /* run->out holds the whole input: output never outgrows it. */
         FUZZ_CHECK(run->out_len + made <= run->consumed + used);
@@ -70,7 +70,7 @@ static void fuzz_feed(struct fuzz_run *run, const uint8_t *body, size_t len,
         FUZZ_CHECK(run->out);
         run->out_len = 0;
         run->consumed = 0;
-        for (size_t k = 0; run->consumed < len && run->m.state != DATA_DONE; k++) {
+        for (size_t k = 0; run->consumed < len && run->m.state != DATA_STATE_DONE; k++) {
                 size_t left = len - run->consumed;
                 size_t n = nsizes && sizes[k % nsizes] < left ? sizes[k % nsizes] : left;
                 size_t used = fuzz_call(run, body + run->consumed, n, nsizes ? k % 4 : 0);

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK(strlen(h.fields[i].value) <= h.fields[i].value_len);
                 free(d);
         }
-        s = json_headers_dump(&h);
+        s = hwjson_headers_dump(&h);
         FUZZ_CHECK(s);
         json_t *back = json_loads(s, 0, NULL);
         FUZZ_CHECK(back && json_array_size(back) == h.count);
