@@ -277,6 +277,7 @@ static void config_defaults(struct hw_config *cfg)
         cfg->session_deadline_ms = HW_SESSION_DEADLINE_MS_DEFAULT;
         cfg->max_bad_commands = HW_BAD_COMMANDS_DEFAULT;
         cfg->max_per_source = HW_PER_SOURCE_DEFAULT;
+        cfg->max_sessions = HW_SESSIONS_DEFAULT;
         cfg->spool_min_free_bytes = HW_SPOOL_MIN_FREE_DEFAULT;
         /* The configured localstatedir: /var/spool/hw-webhook for packages. */
         strcpy(cfg->spool_dir, LOCALSTATEDIR "/spool/hw-webhook");
@@ -322,6 +323,7 @@ int config_load(struct hw_config *cfg, char *err, size_t errlen)
         if (r >= 0) r = config_unsigned("SMTP_MAX_BAD_COMMANDS", 1, 100000, &cfg->max_bad_commands, err, errlen);
         if (r >= 0) r = config_unsigned("SMTP_MAX_CONNECTIONS_PER_SOURCE", 0, HW_PER_SOURCE_LIMIT,
                                         &cfg->max_per_source, err, errlen);
+        if (r >= 0) r = config_unsigned("SMTP_MAX_SESSIONS", 1, HW_SESSIONS_LIMIT, &cfg->max_sessions, err, errlen);
         if (r >= 0) r = config_list("SMTP_PROXY_TRUSTED", "", &cfg->proxy_trusted, err, errlen);
         if (r >= 0) r = config_string("SPOOL_DIR", cfg->spool_dir, sizeof(cfg->spool_dir), err, errlen);
         if (r >= 0) r = config_uint("SPOOL_MIN_FREE_BYTES", 0, UINT64_C(1) << 50, &cfg->spool_min_free_bytes, err, errlen);
@@ -471,6 +473,7 @@ void config_print(const struct hw_config *cfg, FILE *out)
         fprintf(out, "SMTP_SESSION_DEADLINE_MS=%" PRIu64 "\n", cfg->session_deadline_ms);
         fprintf(out, "SMTP_MAX_BAD_COMMANDS=%u\n", cfg->max_bad_commands);
         fprintf(out, "SMTP_MAX_CONNECTIONS_PER_SOURCE=%u\n", cfg->max_per_source);
+        fprintf(out, "SMTP_MAX_SESSIONS=%u\n", cfg->max_sessions);
         config_print_list(out, "SMTP_PROXY_TRUSTED", cfg->proxy_trusted);
         fprintf(out, "SPOOL_DIR=%s\n", cfg->spool_dir);
         fprintf(out, "SPOOL_MIN_FREE_BYTES=%" PRIu64 "\n", cfg->spool_min_free_bytes);
