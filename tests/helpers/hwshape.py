@@ -27,6 +27,8 @@ import time
 SHAPE = os.environ.get("HW_RECEIVE_SHAPE", "inetd")
 if SHAPE not in ("inetd", "listen"):
     raise SystemExit("HW_RECEIVE_SHAPE=%s: want inetd or listen" % SHAPE)
+if SHAPE == "listen":
+    print("note: sessions are children of hw-receive --listen (HW_RECEIVE_SHAPE=listen)")
 
 # The listener's line for a session that did not exit 0 (receive/listen.c).
 SESSION_END_RE = re.compile(rb"session [0-9]+ with \S+ (?:exited with status ([0-9]+)|killed by signal ([0-9]+))")
