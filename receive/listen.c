@@ -29,6 +29,8 @@
 /* Connections taken per socket per wake-up, so that one busy socket and
  * the signals (SIGCHLD frees slots) take turns. */
 #define LISTEN_ACCEPT_BATCH 64
+/* How long accepting waits after running out of fds or memory. */
+#define LISTEN_PAUSE_MS 100
 #define EXIT_TEMPFAIL 75
 #define EXIT_CONFIG 78
 
@@ -230,7 +232,9 @@ static void listen_start(struct listener *l, int conn, const struct listen_child
         l->nchildren++;
 }
 
-static void listen_accept(struct listener *l, int fd)
+/* Returns true when accepting should pause: out of fds or memory, the
+ * socket stays readable and polling it again at once would spin. */
+static bool listen_accept(struct listener *l, int fd)
 {
         for (int i = 0; i < LISTEN_ACCEPT_BATCH; i++) {
                 struct sockaddr_storage ss;
@@ -239,18 +243,19 @@ static void listen_accept(struct listener *l, int fd)
                 int conn = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 
                 if (conn < 0) {
-                        /* EAGAIN: all taken. The others (a client that
-                         * reset early, fds or memory short) end this round;
-                         * poll brings the next. */
-                        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED &&
-                            errno != EINTR)
-                                log_msg(LOG_WARNING, "accept: %s", strerror(errno));
-                        return;
+                        /* EAGAIN: all taken; ECONNABORTED: a client that
+                         * reset before we took it. */
+                        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED ||
+                            errno == EINTR)
+                                return false;
+                        log_msg(LOG_WARNING, "accept: %s", strerror(errno));
+                        return errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
                 }
                 listen_peer(l, &ss, &c);
                 listen_start(l, conn, &c);
                 close(conn);
         }
+        return false;
 }
 
 /* Reaps every child that ended and frees its slot. A session that failed
@@ -380,6 +385,7 @@ int listen_run(struct hw_config *cfg, listen_session_fn session)
 {
         struct listener l = { .cfg = cfg, .session = session, .sig_fd = -1 };
         struct pollfd p[LISTEN_FDS_MAX + 1];
+        bool pause = false;
         int r;
 
         r = listen_take_fds(&l);
@@ -400,10 +406,16 @@ int listen_run(struct hw_config *cfg, listen_session_fn session)
         log_msg(LOG_INFO, "listening on %u sockets, at most %u sessions", l.nfds, l.cfg->max_sessions);
         listen_notify("READY=1");
         while (!l.stopping) {
+                /* After a shortage only the signals, for a moment: a
+                 * session that ends gives its fd and memory back. */
+                nfds_t n = pause ? 1 : l.nfds + 1;
+
                 p[0] = (struct pollfd){ .fd = l.sig_fd, .events = POLLIN };
                 for (unsigned i = 0; i < l.nfds; i++)
                         p[i + 1] = (struct pollfd){ .fd = l.fds[i], .events = POLLIN };
-                if (poll(p, l.nfds + 1, -1) < 0) {
+                r = poll(p, n, pause ? LISTEN_PAUSE_MS : -1);
+                pause = false;
+                if (r < 0) {
                         if (errno == EINTR)
                                 continue;
                         log_msg(LOG_ERR, "poll: %s", strerror(errno));
@@ -411,9 +423,9 @@ int listen_run(struct hw_config *cfg, listen_session_fn session)
                 }
                 if (p[0].revents)
                         listen_signal(&l);
-                for (unsigned i = 0; i < l.nfds && !l.stopping; i++)
-                        if (p[i + 1].revents)
-                                listen_accept(&l, l.fds[i]);
+                for (nfds_t i = 1; i < n && !l.stopping; i++)
+                        if (p[i].revents && listen_accept(&l, p[i].fd))
+                                pause = true;
         }
         listen_drain(&l);
         close(l.sig_fd);
