@@ -130,11 +130,12 @@ int envfile_remember(void)
         if (!path || !*path)
                 return 0;
         r = envfile_parse(&f, path, err, sizeof(err));
-        if (r < 0) {
-                log_msg(LOG_ERR, "%s", err);
-                return -EINVAL;
-        }
-        envfile_keep_names(&f);
+        /* systemd read the file at start, as root: serving goes on, and
+         * only a reload will fail and say why. */
+        if (r < 0)
+                log_msg(LOG_WARNING, "reload will not work: %s", err);
+        else
+                envfile_keep_names(&f);
         return 0;
 }
 

@@ -7,7 +7,9 @@
  * The syntax is the part of systemd's that hw-webhook.env(5) documents:
  * NAME=VALUE lines, blank lines, comments starting with # or ;, a value
  * optionally in one pair of single or double quotes. Anything else makes
- * the reload fail with the line number, and the settings stay. */
+ * the reload fail with the line number, and the settings stay. The file
+ * must be readable by the service user (packages make it 0640 root with
+ * the service's group). */
 #ifndef HW_ENVFILE_H
 #define HW_ENVFILE_H
 
@@ -19,7 +21,8 @@
 
 /* At start: notes which names the file sets (systemd already set them), so
  * that a name later removed from the file is removed from the settings.
- * 0, or -errno after logging. */
+ * A file the service user cannot read is only a warning here: systemd
+ * read it as root. Returns 0. */
 int envfile_remember(void);
 
 /* On reload: the file's variables into the environment, the names it no

@@ -31,6 +31,8 @@
 #define LISTEN_ACCEPT_BATCH 64
 /* How long accepting waits after running out of fds or memory. */
 #define LISTEN_PAUSE_MS 100
+/* Refusals come in floods: at most one line per this many ms. */
+#define LISTEN_REFUSAL_LOG_MS 1000
 #define EXIT_TEMPFAIL 75
 #define EXIT_CONFIG 78
 
@@ -50,7 +52,17 @@ struct listener {
         unsigned nchildren, capacity;
         bool stopping;
         sigset_t old_mask;
+        int64_t refusal_logged_ms;        /* when a refusal was last logged */
+        unsigned refusals_unlogged;       /* refusals since then */
 };
+
+static int64_t listen_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* sd_notify(3) without libsystemd, which would cost every inetd-shape
  * session its start-up: one datagram to $NOTIFY_SOCKET. Best effort. */
@@ -170,10 +182,11 @@ static unsigned listen_count_source(const struct listener *l, const char *key)
 
 /* The refusal is sent without waiting: a client that does not read it
  * loses it, and nobody else waits for that client. */
-static void listen_refuse(const struct listener *l, int fd, const char *why)
+static void listen_refuse(const struct listener *l, int fd, const char *code, const char *why)
 {
         char reply[HW_HOSTNAME_MAX + 96];
-        int n = snprintf(reply, sizeof(reply), "421 4.7.0 %s %s, try again later\r\n", l->cfg->hostname, why);
+        int n = snprintf(reply, sizeof(reply), "421 %s %s %s, try again later\r\n", code,
+                         l->cfg->hostname, why);
 
         if (n > 0)
                 (void)send(fd, reply, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -202,19 +215,36 @@ static void listen_child(struct listener *l, int conn)
         _exit(status);
 }
 
+/* One line for a refusal, unless one was logged within the last second:
+ * a source that reconnects at once must not flood the journal. */
+static void listen_log_refusal(struct listener *l, const char *ip, const char *setting, unsigned limit,
+                               const char *whose)
+{
+        int64_t now = listen_now_ms();
+
+        if (l->refusal_logged_ms && now - l->refusal_logged_ms < LISTEN_REFUSAL_LOG_MS) {
+                l->refusals_unlogged++;
+                return;
+        }
+        log_msg(LOG_NOTICE, "refused %s: %s=%u sessions%s already (%u more refused since the last such line)",
+                ip, setting, limit, whose, l->refusals_unlogged);
+        l->refusal_logged_ms = now;
+        l->refusals_unlogged = 0;
+}
+
 static void listen_start(struct listener *l, int conn, const struct listen_child *c)
 {
         pid_t pid;
 
         if (l->nchildren >= l->cfg->max_sessions) {
-                log_msg(LOG_NOTICE, "refused %s: SMTP_MAX_SESSIONS=%u sessions already", c->ip, l->cfg->max_sessions);
-                listen_refuse(l, conn, "Too many connections");
+                listen_log_refusal(l, c->ip, "SMTP_MAX_SESSIONS", l->cfg->max_sessions, "");
+                listen_refuse(l, conn, "4.7.0", "Too many connections");
                 return;
         }
         if (c->key[0] && listen_count_source(l, c->key) >= l->cfg->max_per_source) {
-                log_msg(LOG_NOTICE, "refused %s: SMTP_MAX_CONNECTIONS_PER_SOURCE=%u sessions from its address already",
-                        c->ip, l->cfg->max_per_source);
-                listen_refuse(l, conn, "Too many connections from your address");
+                listen_log_refusal(l, c->ip, "SMTP_MAX_CONNECTIONS_PER_SOURCE", l->cfg->max_per_source,
+                                   " from its address");
+                listen_refuse(l, conn, "4.7.0", "Too many connections from your address");
                 return;
         }
         /* The TLS verdict and the modules, inherited by the child. */
@@ -224,7 +254,7 @@ static void listen_start(struct listener *l, int conn, const struct listen_child
                 listen_child(l, conn);
         if (pid < 0) {
                 log_msg(LOG_ERR, "cannot start a session for %s: %s", c->ip, strerror(errno));
-                listen_refuse(l, conn, "Local error in processing");
+                listen_refuse(l, conn, "4.3.0", "Local error in processing");
                 return;
         }
         l->children[l->nchildren] = *c;
@@ -248,8 +278,10 @@ static bool listen_accept(struct listener *l, int fd)
                         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED ||
                             errno == EINTR)
                                 return false;
-                        log_msg(LOG_WARNING, "accept: %s", strerror(errno));
-                        return errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
+                        int e = errno;
+
+                        log_msg(LOG_WARNING, "accept: %s", strerror(e));
+                        return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
                 }
                 listen_peer(l, &ss, &c);
                 listen_start(l, conn, &c);
@@ -340,14 +372,6 @@ static void listen_signal(struct listener *l)
         }
         /* A SIGCHLD merged with another signal: reap anyway. */
         listen_reap(l);
-}
-
-static int64_t listen_now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Stopping: no more accepts (connections waiting in the socket stay with

@@ -11,7 +11,8 @@
  * SMTP_MAX_CONNECTIONS_PER_SOURCE per IPv4 address or IPv6 /64 (the rule
  * of source_limit.h; not for SMTP_PROXY_TRUSTED peers, whose sessions
  * count their real client after the PROXY header). A connection over a
- * limit gets "421 4.7.0" and is closed at once.
+ * limit gets "421 4.7.0" and is closed at once; refusals are logged at
+ * most once a second, with the count of those in between.
  *
  * Signals: SIGTERM and SIGINT stop accepting and let running sessions end,
  * for at most LISTEN_STOP_GRACE_MS, after which they get SIGTERM; SIGHUP
