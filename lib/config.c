@@ -273,6 +273,9 @@ const struct config_setting config_settings[] = {
         { "SMTP_MAX_CONNECTIONS_PER_SOURCE", CONFIG_NUMBER, CONFIG_STR(HW_PER_SOURCE_DEFAULT),
           CONFIG_FIELD(max_per_source), .min = 0, .max = HW_PER_SOURCE_LIMIT,
           .help = "sessions at once from one IPv4 address or IPv6 /64 (the next gets 421 4.7.0; 0 = no limit, at most 1024); see [Connections per source](#connections-per-source)" },
+        { "SMTP_MAX_SESSIONS", CONFIG_NUMBER, CONFIG_STR(HW_SESSIONS_DEFAULT),
+          CONFIG_FIELD(max_sessions), .min = 1, .max = HW_SESSIONS_LIMIT,
+          .help = "sessions at once under `hw-receive --listen` (the next gets 421 4.7.0; 1..65536); see [The listener shape](#the-listener-shape)" },
         { "SMTP_PROXY_TRUSTED", CONFIG_LIST, "", CONFIG_FIELD(proxy_trusted), .check = config_proxy_trusted,
           .help = "comma list of proxy addresses (HAProxy `send-proxy`) whose PROXY v1 header gives the client's address" },
         /* The configured localstatedir: /var/spool/hw-webhook for packages. */

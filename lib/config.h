@@ -55,6 +55,7 @@ struct hw_config {
         uint64_t session_deadline_ms;     /* the whole session */
         unsigned max_bad_commands;
         unsigned max_per_source;          /* sessions at once from one source; 0 = no limit */
+        unsigned max_sessions;            /* sessions at once under --listen */
         char **proxy_trusted;             /* PROXY protocol peers, NULL-terminated */
 
         /* spool */

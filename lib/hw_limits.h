@@ -21,6 +21,9 @@
 #define HW_PER_SOURCE_DEFAULT 16          /* sessions at once from one IPv4 address or IPv6 /64;
                                             * the socket's former MaxConnectionsPerSource= */
 #define HW_PER_SOURCE_LIMIT 1024          /* the most a setting may allow (a refusal tries each slot) */
+#define HW_SESSIONS_DEFAULT 256           /* sessions at once under hw-receive --listen; the default
+                                           * socket's MaxConnections= */
+#define HW_SESSIONS_LIMIT 65536           /* the most a setting may allow */
 #define HW_SPOOL_MIN_FREE_DEFAULT 104857600 /* bytes free below which MAIL gets 452 4.3.1 */
 #define HW_SPOOL_MIN_FREE_INODES 1000     /* free inodes below which MAIL gets 452 4.3.1 */
 #define HW_TLS_PRIORITY_MAX 512           /* bytes of a GnuTLS priority string */

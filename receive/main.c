@@ -1,6 +1,8 @@
 /* hw-receive: one SMTP session on fd 0/1, as systemd's Accept=yes (or any
- * inetd) starts it. Exit statuses: 0 session ended, 64 usage, 75 temporary
- * failure (spool unusable, I/O error), 78 configuration error. */
+ * inetd) starts it; with --listen, the same session in a forked child for
+ * each connection on the sockets systemd passes (listen.h). Exit statuses:
+ * 0 session ended, 64 usage, 75 temporary failure (spool unusable, I/O
+ * error), 78 configuration error. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -14,6 +16,7 @@
 
 #include "autoconfig.h"
 #include "config.h"
+#include "listen.h"
 #include "log.h"
 #include "modules.h"
 #include "sandbox.h"
@@ -24,10 +27,12 @@
 static void usage(FILE *out)
 {
         fprintf(out,
-                "Usage: hw-receive [--check-config | --help | --version]\n"
+                "Usage: hw-receive [--listen | --check-config | --help | --version]\n"
                 "Speaks SMTP on standard input and output (one session, inetd style)\n"
-                "and writes accepted mail into SPOOL_DIR. Configuration comes from the\n"
-                "environment; see hw-webhook.env(5).\n");
+                "and writes accepted mail into SPOOL_DIR. With --listen, accepts\n"
+                "connections on the sockets systemd passes (Accept=no) and runs one\n"
+                "session per connection. Configuration comes from the environment;\n"
+                "see hw-webhook.env(5).\n");
 }
 
 /* The client's address from the socket; systemd's REMOTE_ADDR otherwise. */
@@ -175,13 +180,15 @@ int main(int argc, char **argv)
 {
         struct hw_config cfg;
         char err[512];
-        bool check_only = false;
+        bool check_only = false, listener = false;
         int r;
 
         log_init("hw-receive");
         if (argc > 1) {
                 if (strcmp(argv[1], "--check-config") == 0 && argc == 2) {
                         check_only = true;
+                } else if (strcmp(argv[1], "--listen") == 0 && argc == 2) {
+                        listener = true;
                 } else if (strcmp(argv[1], "--help") == 0) {
                         usage(stdout);
                         return 0;
@@ -195,13 +202,13 @@ int main(int argc, char **argv)
         }
         if (config_refuses_root()) {
                 log_msg(LOG_ERR, "refusing to run as root; run as the service user (HW_ALLOW_ROOT=1 overrides)");
-                if (!check_only)
+                if (!check_only && !listener)
                         fputs("421 4.3.5 Service misconfigured, try again later\r\n", stdout);
                 return EX_CONFIG;
         }
         if (config_load(&cfg, err, sizeof(err)) < 0) {
                 log_msg(LOG_ERR, "configuration error: %s", err);
-                if (!check_only)
+                if (!check_only && !listener)
                         fputs("421 4.3.5 Service misconfigured, try again later\r\n", stdout);
                 return EX_CONFIG;
         }
@@ -215,7 +222,7 @@ int main(int argc, char **argv)
         } else {
                 /* A client that goes away must not kill us mid-commit. */
                 signal(SIGPIPE, SIG_IGN);
-                r = receive_run(&cfg);
+                r = listener ? listen_run(&cfg, receive_run) : receive_run(&cfg);
         }
         config_free(&cfg);
         return r;

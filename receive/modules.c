@@ -268,6 +268,34 @@ int modules_check(const struct hw_config *cfg, char *err, size_t errlen)
         return 0;
 }
 
+void modules_prepare(const struct hw_config *cfg)
+{
+        static char last_key[512], last_err[512];
+        char key[512], err[512] = "";
+        int r;
+
+        if (modules[MODULE_DECISION].wanted(cfg) && module_load(&modules[MODULE_DECISION], err, sizeof(err)) < 0)
+                log_msg(LOG_ERR, "decision API: %s", err);
+        if (!cfg->tls_cert_path[0] || !cfg->tls_key_path[0])
+                return;
+        r = tls_verdict_key(cfg, key, sizeof(key));
+        if (r < 0) {
+                /* A file that is missing now: the session sees why. */
+                snprintf(err, sizeof(err), "SMTP_TLS_CERT_PATH or SMTP_TLS_KEY_PATH: %s", strerror(-r));
+                key[0] = '\0';
+        } else if (tls_status != TLS_UNCHECKED && strcmp(key, last_key) == 0) {
+                return;
+        } else {
+                r = module_load_checked(&modules[MODULE_TLS], cfg, err, sizeof(err));
+        }
+        tls_status = r < 0 ? TLS_BROKEN : TLS_READY;
+        /* Once per verdict, not once per connection. */
+        if (r < 0 && (strcmp(key, last_key) != 0 || strcmp(err, last_err) != 0))
+                log_msg(LOG_ERR, "STARTTLS disabled: %s", err);
+        snprintf(last_key, sizeof(last_key), "%s", key);
+        snprintf(last_err, sizeof(last_err), "%s", r < 0 ? err : "");
+}
+
 void modules_unload(void)
 {
         if (modules_tls() && tls_status == TLS_READY)

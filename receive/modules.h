@@ -20,6 +20,12 @@ const struct smtp_hooks *modules_hooks(const struct hw_config *cfg);
  * settings (certificate and key). */
 int modules_check(const struct hw_config *cfg, char *err, size_t errlen);
 
+/* For a process that forks sessions (hw-receive --listen): loads the
+ * configured modules and takes the TLS verdict now, again only when the
+ * certificate or key file or the settings changed, so that every session
+ * forked afterwards inherits both and pays for neither. */
+void modules_prepare(const struct hw_config *cfg);
+
 void modules_unload(void);
 
 #endif

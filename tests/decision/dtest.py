@@ -1,13 +1,13 @@
 """Shared pieces of the decision API tests: a recording decision server on
 127.0.0.1 (a thread of the test), and hw-receive runs over pipes with the
-spool in a temporary directory and a clean environment. Every wait is
-bounded."""
+spool in a temporary directory and a clean environment (or, with
+HW_RECEIVE_SHAPE=listen, sessions of hw-receive --listen; see
+tests/helpers/hwshape.py). Every wait is bounded."""
 import http.server
 import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -19,6 +19,7 @@ MODULE_DIR = os.environ.get("HW_MODULE_DIR") or os.path.join(BUILD, "receive", "
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from hwcheck import FAILURES, check, finish, sanitizer_env, sanitizer_new_reports, skip  # noqa: E402,F401
+from hwshape import run_dialogue  # noqa: E402
 
 
 class Route:
@@ -170,10 +171,9 @@ def receive(spool, url, messages, mode=None, token=None, timeout_ms=5000, sender
     if token:
         env["WEBHOOK_DECISION_TOKEN"] = token
     start = time.monotonic()
-    p = subprocess.run([RECEIVE], input=dialogue(messages, sender), env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=limit)
+    out, stderr, _ = run_dialogue(RECEIVE, env, dialogue(messages, sender), limit)
     elapsed = time.monotonic() - start
-    replies = p.stdout.decode("ascii", "replace").split("\r\n")
+    replies = out.decode("ascii", "replace").split("\r\n")
     if replies and replies[-1] == "":
         replies.pop()
-    return Run(replies, p.stderr.decode("utf-8", "replace"), spool, elapsed)
+    return Run(replies, stderr, spool, elapsed)

@@ -1,8 +1,10 @@
 """Shared pieces of the hw-receive integration tests.
 
 A session is the real hw-receive binary on one end of a socketpair (fd 0
-and 1, as systemd's Accept=yes gives it a socket), with the spool in a
-temporary directory and a clean environment. Every wait has a deadline,
+and 1, as systemd's Accept=yes gives it a socket), or with
+HW_RECEIVE_SHAPE=listen the child hw-receive --listen forks for one
+connection (tests/helpers/hwshape.py), with the spool in a temporary
+directory and a clean environment. Every wait has a deadline,
 so a hung or silent server fails a check instead of hanging make check.
 """
 import calendar
@@ -27,6 +29,7 @@ SPOOL_DIRS = ("tmp", "pending", "processing", "deferred", "dead")
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from hwcheck import FAILURES, check, finish, sanitizer_env, sanitizer_new_reports, skip  # noqa: E402,F401
+from hwshape import SHAPE, start_session  # noqa: E402,F401
 
 def base_env(spool, **extra):
     """The environment of one hw-receive: nothing inherited but PATH and
@@ -69,20 +72,12 @@ class Session:
     pipelined write cannot deadlock against unread replies."""
 
     def __init__(self, env, argv=(), stderr_path=None, wrap=()):
-        self.sock, child = socket.socketpair()
         self.stderr_path = stderr_path
         # LeakSanitizer stops the world with ptrace, which a process that
         # strace already traces cannot give it: it would die at exit.
         if wrap and os.path.basename(wrap[0]) == "strace":
             env = dict(env, **sanitizer_env(leaks=False))
-        err = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL
-        try:
-            self.proc = subprocess.Popen(list(wrap) + [RECEIVE] + list(argv), stdin=child,
-                                         stdout=child, stderr=err, env=env, close_fds=True)
-        finally:
-            child.close()
-            if stderr_path:
-                err.close()
+        self.sock, self.proc = start_session(RECEIVE, env, argv, stderr_path, wrap)
         self.sock.setblocking(False)
         self.inbuf = b""
         self.eof = False
@@ -188,6 +183,8 @@ class Session:
 
     def close(self):
         self.kill()
+        if hasattr(self.proc, "close"):
+            self.proc.close()
         self.sock.close()
 
     def stderr(self):

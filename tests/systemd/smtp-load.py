@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Two SMTP clients for the per-source limit check of nspawn-test.
+"""SMTP clients for the container checks of nspawn-test.
 
   flood --source IP --connections N --seconds S
       keeps N connections from IP open for S seconds: a connection the
@@ -12,9 +12,16 @@
       prints one JSON line: the seconds each session took (connect to the
       reply to QUIT), how many were accepted (250 after DATA), and when
       (the wall clock at each 250, by subject).
+
+  hold --count K --tag T --go FILE
+      opens K sessions and takes each into the middle of DATA, prints
+      "ready", waits (at most 60 s) until FILE exists, then ends each
+      message. Prints one JSON line: the subjects the server acknowledged
+      (250) and the replies or errors of the others.
 """
 import argparse
 import json
+import os
 import selectors
 import smtplib
 import socket
@@ -103,6 +110,41 @@ def send(args):
                       "accepted_at": accepted_at}), flush=True)
 
 
+def hold(args):
+    sessions, acked, others = [], [], []
+    for i in range(args.count):
+        subject = "%s-%d" % (args.tag, i)
+        try:
+            c = smtplib.SMTP(SERVER[0], SERVER[1], timeout=30, source_address=(args.source, 0))
+            c.ehlo("hold.test")
+            c.mail("sender@hold.test")
+            c.rcpt("user@example.com")
+            code, _ = c.docmd("DATA")
+            if code != 354:
+                raise smtplib.SMTPDataError(code, "DATA")
+            c.send(("From: sender@hold.test\r\nTo: user@example.com\r\nSubject: %s\r\n\r\n"
+                    "the first half\r\n" % subject).encode())
+            sessions.append((subject, c))
+        except (OSError, smtplib.SMTPException) as e:
+            others.append("%s: %s: %s" % (subject, type(e).__name__, e))
+    print("ready", flush=True)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(args.go) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for subject, c in sessions:
+        try:
+            c.send(b"the second half\r\n.\r\n")
+            code, text = c.getreply()
+            if code == 250:
+                acked.append(subject)
+            else:
+                others.append("%s: %d %s" % (subject, code, text.decode("ascii", "replace")))
+            c.quit()
+        except (OSError, smtplib.SMTPException) as e:
+            others.append("%s: %s: %s" % (subject, type(e).__name__, e))
+    print(json.dumps({"acked": acked, "others": others}), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="mode", required=True)
@@ -116,8 +158,13 @@ def main():
     s.add_argument("--tag", required=True)
     s.add_argument("--timeout", type=float, default=60)
     s.add_argument("--pause", type=float, default=0.2)
+    h = sub.add_parser("hold")
+    h.add_argument("--source", default="127.0.0.1")
+    h.add_argument("--count", type=int, required=True)
+    h.add_argument("--tag", required=True)
+    h.add_argument("--go", required=True)
     args = p.parse_args()
-    flood(args) if args.mode == "flood" else send(args)
+    {"flood": flood, "send": send, "hold": hold}[args.mode](args)
 
 
 if __name__ == "__main__":
