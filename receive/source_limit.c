@@ -22,6 +22,8 @@
 #define SOURCE_LIMIT_SWEEP_MAX 4096
 /* A file removed under us is retried; more than this is not a race. */
 #define SOURCE_LIMIT_TRIES 8
+/* The pause before looking again at a file whose remover is at work. */
+#define SOURCE_LIMIT_PAUSE_NS 1000000
 
 int source_limit_key(const char *ip, char key[SOURCE_LIMIT_KEY_MAX])
 {
@@ -123,8 +125,18 @@ static int source_limit_open_dir(int root_fd)
         return fd < 0 ? -errno : fd;
 }
 
-/* One try: 1 with a slot, 0 when the file was removed under us (try
- * again), -EBUSY when all are taken, another -errno on an error. */
+/* Whether a remover holds all of fd's file: its lock makes every slot look
+ * taken, but the file is on its way out (slot holders lock one byte). */
+static bool source_limit_being_removed(int fd)
+{
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+
+        return fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK && fl.l_start == 0 && fl.l_len == 0;
+}
+
+/* One try: 1 with a slot, 0 when the file was removed under us or is
+ * being removed (try again), -EBUSY when all are taken, another -errno on
+ * an error. */
 static int source_limit_try(struct source_limit *l, unsigned max, bool *created)
 {
         struct stat st;
@@ -159,6 +171,12 @@ static int source_limit_try(struct source_limit *l, unsigned max, bool *created)
                 else if (st.st_nlink == 0)
                         r = 0;
         }
+        if (r == -EBUSY && source_limit_being_removed(fd)) {
+                const struct timespec pause = { .tv_nsec = SOURCE_LIMIT_PAUSE_NS };
+
+                nanosleep(&pause, NULL);
+                r = 0;
+        }
         if (r == 1)
                 l->fd = fd;
         else
@@ -184,8 +202,14 @@ int source_limit_acquire(struct source_limit *l, int spool_root_fd, const char *
                 if (r != 0)
                         break;
         }
-        if (r == 0)
-                r = -EAGAIN;
+        /* Still being removed after all the tries: only another process of
+         * the spool's user can hold a file that long, never a client, so
+         * the session goes on without a slot rather than be refused. */
+        if (r == 0) {
+                close(l->dir_fd);
+                l->dir_fd = -1;
+                return 0;
+        }
         if (r > 0 && created)
                 source_limit_sweep(l->dir_fd);
         if (r < 0) {

@@ -11,7 +11,7 @@
  *
  * A file is removed only by whoever holds a write lock on all of it (no
  * session holds a slot then); a session that finds its file removed under
- * it opens the new one. */
+ * it, or being removed, opens the new one. */
 #ifndef HW_SOURCE_LIMIT_H
 #define HW_SOURCE_LIMIT_H
 
@@ -29,9 +29,11 @@ struct source_limit {
 /* The file name of ip's source; -EINVAL when ip is not an address. */
 int source_limit_key(const char *ip, char key[SOURCE_LIMIT_KEY_MAX]);
 
-/* Takes one of max slots of ip's source; never blocks. Returns 0 with a
- * slot (or with none needed: max 0, or ip not an address), -EBUSY when
- * all are taken, another -errno when the directory is unusable. */
+/* Takes one of max slots of ip's source; never waits for another session
+ * (at most a few milliseconds for a file being removed). Returns 0 with a
+ * slot (or with none: max 0, ip not an address, or a file that stays
+ * locked whole by another local process), -EBUSY when all are taken,
+ * another -errno when the directory is unusable. */
 int source_limit_acquire(struct source_limit *l, int spool_root_fd, const char *ip, unsigned max);
 
 /* Gives the slot back and removes the file when it was the last one.
