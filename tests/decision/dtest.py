@@ -1,8 +1,7 @@
-"""Shared pieces of the decision API tests: a recording decision server on
-127.0.0.1 (a thread of the test), and hw-receive runs over pipes with the
-spool in a temporary directory and a clean environment. Every wait is
-bounded."""
-import http.server
+"""Shared pieces of the decision API tests: the test webhook
+(tests/helpers/webhook.py) as the decision server, in a thread of the test,
+and hw-receive runs over pipes with the spool in a temporary directory and a
+clean environment. Every wait is bounded."""
 import json
 import os
 import shutil
@@ -10,7 +9,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 BUILD = os.environ.get("top_builddir") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -19,67 +17,7 @@ MODULE_DIR = os.environ.get("HW_MODULE_DIR") or os.path.join(BUILD, "receive", "
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from hwcheck import FAILURES, check, finish, sanitizer_env, sanitizer_new_reports, skip  # noqa: E402,F401
-
-
-class Route:
-    """What the server answers on one path."""
-
-    def __init__(self, status=200, body=b'{"decision":"allow"}', headers=None, hang=False):
-        self.status = status
-        self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.headers = headers or {}
-        self.hang = hang
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, fmt, *args):
-        pass
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(length) if length else b""
-        self.server.requests.append({"path": self.path, "headers": dict(self.headers.items()),
-                                     "body": body})
-        route = self.server.routes.get(self.path)
-        if route is None:
-            self.send_error(404)
-            return
-        if route.hang:
-            # Holds the connection without answering until the test ends.
-            self.server.stop.wait(20)
-            return
-        self.send_response(route.status)
-        self.send_header("Content-Type", "application/json")
-        for k, v in route.headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(route.body)))
-        self.end_headers()
-        self.wfile.write(route.body)
-
-
-class DecisionServer:
-    def __init__(self, routes):
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.routes = routes
-        self.httpd.requests = []
-        self.httpd.stop = threading.Event()
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
-
-    def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
-
-    @property
-    def requests(self):
-        return self.httpd.requests
-
-    def close(self):
-        self.httpd.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from webhook import Route, Thread as DecisionServer  # noqa: E402,F401
 
 
 def refused_url():
