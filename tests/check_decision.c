@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "decision_request.h"
+#include "unit.h"
 #include "utf8.h"
 
 #define FFFD "\xef\xbf\xbd"
@@ -413,11 +414,5 @@ static Suite *decision_suite(void)
 
 int main(void)
 {
-        SRunner *sr = srunner_create(decision_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return unit_run(decision_suite());
 }

@@ -1,6 +1,6 @@
-/* Unit tests of hw-flush's pieces: spool names and moves, the run lock, the
- * dead-letter reason, the streamed URL encoding, the signature, the retry
- * schedule and the table of attempt outcomes. */
+/* Unit tests of hw-flush's pieces (flush/): the streamed URL encoding, the
+ * signature, the retry schedule and the table of attempt outcomes. The
+ * spool's moves are in check_spool.c. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,159 +14,9 @@
 #include "../flush/payload.h"
 #include "../flush/sign.h"
 #include "spool.h"
+#include "unit.h"
 
 #define ID "1763729000123456-8f3a0c1b2e4d5a6f"
-
-START_TEST(test_entry_parse)
-{
-        struct spool_entry e;
-
-        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID, &e), 0);
-        ck_assert_str_eq(e.id, ID);
-        ck_assert_uint_eq(e.attempts, 0);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.1763729999000", &e), 0);
-        ck_assert_uint_eq(e.attempts, 3);
-        ck_assert_int_eq(e.due_ms, 1763729999000LL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2", &e), 0);
-        ck_assert_uint_eq(e.attempts, 2);
-        ck_assert_int_eq(e.first_ms, 0);
-        ck_assert_int_eq(e.first_ms, 0);                   /* written before FIRST was */
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.1763729999000.1763729000500", &e), 0);
-        ck_assert_uint_eq(e.attempts, 3);
-        ck_assert_int_eq(e.due_ms, 1763729999000LL);
-        ck_assert_int_eq(e.first_ms, 1763729000500LL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2.1763729000500", &e), 0);
-        ck_assert_uint_eq(e.attempts, 2);
-        ck_assert_int_eq(e.first_ms, 1763729000500LL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2.", &e), -EINVAL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".2.5.6", &e), -EINVAL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.1.2.3", &e), -EINVAL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.1.x", &e), -EINVAL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID ".5", &e), -EINVAL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEAD, ID ".reason", &e), -EINVAL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID ".1", &e), -EINVAL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1", &e), -EINVAL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.", &e), -EINVAL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_PROCESSING, ID ".x", &e), -EINVAL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, "1763729000123456-8F3A0C1B2E4D5A6F", &e), -EINVAL);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, "../etc/passwd", &e), -EINVAL);
-}
-END_TEST
-
-static int count_cb(const struct spool_entry *e, void *userdata)
-{
-        (*(unsigned *)userdata)++;
-        return 0;
-}
-
-static unsigned count(struct spool *s, enum spool_dir d)
-{
-        unsigned n = 0;
-
-        ck_assert_int_eq(spool_scan(s, d, count_cb, &n), 0);
-        return n;
-}
-
-START_TEST(test_moves)
-{
-        char root[] = "/tmp/check-flush-XXXXXX", path[512], reason[SPOOL_REASON_MAX];
-        struct spool s;
-        struct spool_entry e, claimed, again;
-        int fd, fd2, lock;
-
-        ck_assert_ptr_nonnull(mkdtemp(root));
-        ck_assert_int_eq(spool_open(&s, root), 0);
-        snprintf(path, sizeof(path), "%s/pending/" ID, root);
-        fd = open(path, O_WRONLY | O_CREAT, 0600);
-        ck_assert_int_ge(fd, 0);
-        close(fd);
-
-        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID, &e), 0);
-        /* A move that makes no attempt records none. */
-        ck_assert_int_eq(spool_claim(&s, &e, 0, &claimed, &fd), 0);
-        ck_assert_str_eq(claimed.name, ID ".0");
-        close(fd);
-        ck_assert_int_eq(spool_defer(&s, &claimed, 0, 3000), 0);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".0.3000", &e), 0);
-
-        /* The first attempt's time goes into the name at its claim. */
-        ck_assert_int_eq(spool_claim(&s, &e, 4000, &claimed, &fd), 0);
-        ck_assert_str_eq(claimed.name, ID ".0.4000");
-        ck_assert_int_eq(claimed.first_ms, 4000);
-        /* The rename is the lock: a second claim of the same entry loses. */
-        ck_assert_int_eq(spool_claim(&s, &e, 4000, &again, &fd2), -ENOENT);
-        close(fd);
-
-        ck_assert_int_eq(spool_defer(&s, &claimed, 1, 5000), 0);
-        ck_assert_uint_eq(count(&s, SPOOL_DEFERRED), 1);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.5000.4000", &e), 0);
-        /* Later attempts keep the first one's time. */
-        ck_assert_int_eq(spool_claim(&s, &e, 6000, &claimed, &fd), 0);
-        close(fd);
-        ck_assert_str_eq(claimed.name, ID ".1.4000");
-
-        /* A run that died: recover puts it back, due at once, FIRST kept. */
-        ck_assert_int_eq(spool_recover(&s, 7000), 1);
-        ck_assert_uint_eq(count(&s, SPOOL_PROCESSING), 0);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".1.7000.4000", &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, 8000, &claimed, &fd), 0);
-        close(fd);
-        ck_assert_int_eq(claimed.first_ms, 4000);
-
-        ck_assert_int_eq(spool_bury(&s, &claimed, &(struct spool_reason){
-                .status = 406, .error = "HTTP 406", .attempts = 2, .first_ms = 1763729000123,
-                .last_ms = 1763729060456, .url = "http://hook.example/in" }), 0);
-        ck_assert_uint_eq(count(&s, SPOOL_DEAD), 1);     /* the reason is not an item */
-        ck_assert_int_eq(spool_dead_reason(&s, ID, reason, sizeof(reason)), 0);
-        ck_assert_str_eq(reason, "status: 406\nerror: HTTP 406\nattempts: 2\n"
-                         "first-attempt: 2025-11-21T12:43:20.123Z\n"
-                         "last-attempt: 2025-11-21T12:44:20.456Z\nurl: http://hook.example/in\n");
-
-        ck_assert_int_eq(spool_requeue(&s, ID), 0);
-        ck_assert_uint_eq(count(&s, SPOOL_DEAD), 0);
-        ck_assert_uint_eq(count(&s, SPOOL_PENDING), 1);
-        ck_assert_int_eq(spool_requeue(&s, ID), -ENOENT);
-        ck_assert_int_eq(spool_requeue(&s, "../x"), -EINVAL);
-
-        /* A requeued item starts anew: its next claim is a first attempt. */
-        ck_assert_int_eq(spool_entry_parse(SPOOL_PENDING, ID, &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, 9000, &claimed, &fd), 0);
-        close(fd);
-        ck_assert_str_eq(claimed.name, ID ".0.9000");
-        ck_assert_int_eq(spool_done(&s, &claimed), 0);
-        ck_assert_uint_eq(count(&s, SPOOL_PROCESSING), 0);
-
-        /* An item from a spool written before FIRST was recorded: read,
-         * claimed and deferred with its first attempt left unknown. */
-        snprintf(path, sizeof(path), "%s/deferred/" ID ".2.1000", root);
-        fd = open(path, O_WRONLY | O_CREAT, 0600);
-        ck_assert_int_ge(fd, 0);
-        close(fd);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".2.1000", &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, 9000, &claimed, &fd), 0);
-        close(fd);
-        ck_assert_str_eq(claimed.name, ID ".2");
-        ck_assert_int_eq(claimed.first_ms, 0);
-        ck_assert_int_eq(spool_defer(&s, &claimed, 3, 10000), 0);
-        ck_assert_int_eq(spool_entry_parse(SPOOL_DEFERRED, ID ".3.10000", &e), 0);
-        ck_assert_int_eq(spool_claim(&s, &e, 11000, &claimed, &fd), 0);
-        close(fd);
-        ck_assert_int_eq(spool_done(&s, &claimed), 0);
-
-        lock = spool_lock(&s, false);
-        ck_assert_int_ge(lock, 0);
-        /* flock locks belong to the open file: a second open is refused. */
-        ck_assert_int_eq(spool_lock(&s, false), -EBUSY);
-        close(lock);
-        lock = spool_lock(&s, false);
-        ck_assert_int_ge(lock, 0);
-        close(lock);
-
-        spool_close(&s);
-        snprintf(path, sizeof(path), "rm -rf '%s'", root);
-        ck_assert_int_eq(system(path), 0);
-}
-END_TEST
 
 /* The stream, read with every buffer size from 1 up, equals the encoding
  * of the whole, and its length is the announced one. */
@@ -349,36 +199,6 @@ START_TEST(test_next_due)
 }
 END_TEST
 
-/* The reason file's format: every field, a 3xx's location, the words for
- * what is missing, and values that cannot add lines. */
-START_TEST(test_reason_format)
-{
-        char buf[SPOOL_REASON_MAX], small[40];
-        struct spool_reason why = {
-                .error = "Failed to connect\r\nstatus: 200", .attempts = 7,
-                .last_ms = 1000, .url = NULL, .location = "",
-        };
-
-        spool_reason_format(&why, buf, sizeof(buf));
-        ck_assert_str_eq(buf, "status: none\nerror: Failed to connect??status: 200\nattempts: 7\n"
-                         "first-attempt: unknown\nlast-attempt: 1970-01-01T00:00:01.000Z\nurl: -\n");
-        why.status = 302;
-        why.error = "HTTP 302 redirect to https://b.example/, not followed";
-        why.first_ms = 500;
-        why.url = "https://a.example/in";
-        why.location = "https://b.example/";
-        spool_reason_format(&why, buf, sizeof(buf));
-        ck_assert_str_eq(buf, "status: 302\nerror: HTTP 302 redirect to https://b.example/, not followed\n"
-                         "attempts: 7\nfirst-attempt: 1970-01-01T00:00:00.500Z\n"
-                         "last-attempt: 1970-01-01T00:00:01.000Z\nurl: https://a.example/in\n"
-                         "location: https://b.example/\n");
-        /* Truncated, never overrun. */
-        spool_reason_format(&why, small, sizeof(small));
-        ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
-        ck_assert(strncmp(small, buf, sizeof(small) - 1) == 0);
-}
-END_TEST
-
 /* The table of outcome.h, case by case: what happened in, the verdict, the
  * attempts to record, when to retry and the words out. */
 START_TEST(test_outcome_table)
@@ -450,25 +270,21 @@ START_TEST(test_outcome_table)
 }
 END_TEST
 
-int main(void)
+static Suite *flush_suite(void)
 {
         Suite *s = suite_create("flush");
         TCase *tc = tcase_create("core");
-        SRunner *sr;
-        int failed;
 
-        tcase_add_test(tc, test_entry_parse);
-        tcase_add_test(tc, test_moves);
         tcase_add_test(tc, test_payload_stream);
         tcase_add_test(tc, test_payload_reference);
         tcase_add_test(tc, test_sign);
         tcase_add_test(tc, test_next_due);
-        tcase_add_test(tc, test_reason_format);
         tcase_add_test(tc, test_outcome_table);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? 1 : 0;
+        return s;
+}
+
+int main(void)
+{
+        return unit_run(flush_suite());
 }

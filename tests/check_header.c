@@ -11,6 +11,7 @@
 #include "header.h"
 #include "json.h"
 #include "rfc2047.h"
+#include "unit.h"
 #include "utf8.h"
 
 #define FFFD "\xef\xbf\xbd"
@@ -668,11 +669,5 @@ static Suite *header_suite(void)
 
 int main(void)
 {
-        SRunner *sr = srunner_create(header_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return unit_run(header_suite());
 }

@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "sandbox.h"
+#include "unit.h"
 
 #define SANDBOX_FAILED 250
 
@@ -398,11 +399,5 @@ static Suite *sandbox_suite(void)
 
 int main(void)
 {
-        SRunner *sr = srunner_create(sandbox_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return unit_run(sandbox_suite());
 }

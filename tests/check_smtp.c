@@ -1,129 +1,17 @@
-/* Unit tests of hw-receive's pure parts: command parsing, the validators,
- * and the DATA byte machine (end of data, dot-unstuffing, smuggling); and
- * what the session asks of its hooks. */
-#include <check.h>
+/* Unit tests of receive/smtp.c and receive/smtp_parse.c: command and path
+ * parsing, PROXY v1, the validators, what the session asks of its hooks,
+ * and its answers when the disk fails (through the spool's seam). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
-#include "data.h"
+#include "config.h"
 #include "smtp.h"
 #include "smtp_parse.h"
-
-/* Runs the DATA machine over input split in chunks of `step` bytes.
- * Returns the produced message; *consumed is how much input was used. */
-static char *feed(const char *in, size_t len, size_t step, size_t *out_len, size_t *consumed,
-                  struct data_machine *m)
-{
-        char *out = malloc(len + 1);
-        size_t used = 0;
-
-        data_init(m);
-        *out_len = 0;
-        while (used < len && m->state != DATA_STATE_DONE) {
-                size_t n = len - used < step ? len - used : step, produced = 0;
-                /* Exactly as large as data.h promises, so an overrun shows. */
-                char *chunk_out = malloc(n);
-
-                ck_assert_ptr_nonnull(chunk_out);
-                used += data_feed(m, in + used, n, chunk_out, &produced);
-                ck_assert_uint_le(produced, n);
-                memcpy(out + *out_len, chunk_out, produced);
-                *out_len += produced;
-                free(chunk_out);
-        }
-        out[*out_len] = '\0';
-        *consumed = used;
-        return out;
-}
-
-/* The same input must give the same result whatever the chunking. */
-static void assert_data(const char *in, const char *expect, bool done, size_t expect_consumed)
-{
-        static const size_t steps[] = { 1, 2, 3, 7, 4096 };
-
-        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-                struct data_machine m;
-                size_t out_len, consumed;
-                char *out = feed(in, strlen(in), steps[i], &out_len, &consumed, &m);
-
-                ck_assert_msg(out_len == strlen(expect) && memcmp(out, expect, out_len) == 0,
-                              "step %zu: got [%s] want [%s]", steps[i], out, expect);
-                ck_assert_int_eq(m.state == DATA_STATE_DONE, done);
-                if (done)
-                        ck_assert_uint_eq(consumed, expect_consumed);
-                ck_assert_uint_eq(m.size, out_len);
-                free(out);
-        }
-}
-
-START_TEST(test_data_end_and_unstuffing)
-{
-        assert_data("Subject: x\r\n\r\nhello\r\n.\r\n", "Subject: x\r\n\r\nhello\r\n", true, 24);
-        assert_data(".\r\n", "", true, 3);
-        assert_data("a\r\n..b\r\n...\r\n.\r\nQUIT\r\n", "a\r\n.b\r\n..\r\n", true, 16);
-        /* ".x" at a line start: the dot is stuffing and goes. */
-        assert_data(".x\r\n.\r\n", "x\r\n", true, 7);
-        /* ".\r" followed by other bytes: dot removed, CR kept. */
-        assert_data(".\rX\r\n.\r\n", "\rX\r\n", true, 8);
-        assert_data("a\r\n.\r\r\n.\r\n", "a\r\n\r\r\n", true, 10);
-}
-END_TEST
-
-/* A chunk that starts right after "<CRLF>.<CR>" used to get its first
- * byte and the held-back CR written together: one byte more than it had. */
-START_TEST(test_data_output_never_exceeds_input)
-{
-        struct data_machine m;
-        const char *head = "Subject: x\r\n\r\nbody\r\n.\r", *tail = "Xyz\r\n.\r\n";
-        char out_head[32], out_tail[8], one;
-        size_t produced = 0, used;
-
-        data_init(&m);
-        used = data_feed(&m, head, strlen(head), out_head, &produced);
-        ck_assert_uint_eq(used, strlen(head));
-        ck_assert_int_eq(m.state, DATA_STATE_DOT_CR);
-        /* One byte in: only the owed CR comes out, and the X waits. */
-        produced = 0;
-        used = data_feed(&m, tail, 1, &one, &produced);
-        ck_assert_uint_eq(produced, 1);
-        ck_assert_uint_eq(used, 0);
-        ck_assert_int_eq(one, '\r');
-        produced = 0;
-        used = data_feed(&m, tail, strlen(tail), out_tail, &produced);
-        ck_assert_uint_eq(used, strlen(tail));
-        ck_assert_int_eq(m.state, DATA_STATE_DONE);
-        ck_assert_uint_eq(produced, 5);
-        ck_assert(memcmp(out_tail, "Xyz\r\n", 5) == 0);
-}
-END_TEST
-
-START_TEST(test_data_smuggling_does_not_end)
-{
-        /* Bare LF and bare CR never make a line: none of these end DATA. */
-        assert_data("a\n.\nb", "a\n.\nb", false, 0);
-        assert_data("a\r.\rb", "a\r.\rb", false, 0);
-        assert_data("a\r\n.\nb", "a\r\n\nb", false, 0);
-        assert_data("a\n.\r\nb", "a\n.\r\nb", false, 0);
-        /* ... and the real end still works after them. */
-        assert_data("a\n.\r\nMAIL FROM:<x@y>\r\n.\r\n", "a\n.\r\nMAIL FROM:<x@y>\r\n", true, 25);
-}
-END_TEST
-
-START_TEST(test_data_header_counting)
-{
-        struct data_machine m;
-        size_t out_len, consumed;
-        const char *in = "Received: a\r\nreceived: b\r\n c\r\nX: Received: no\r\n\r\nReceived: body\r\n.\r\n";
-        char *out = feed(in, strlen(in), 5, &out_len, &consumed, &m);
-
-        ck_assert_uint_eq(m.received, 2);
-        ck_assert_uint_eq(m.header_lines, 4);
-        ck_assert(!m.in_header);
-        free(out);
-}
-END_TEST
+#include "unit.h"
 
 START_TEST(test_command_parse)
 {
@@ -376,32 +264,102 @@ START_TEST(test_tls_verdict_asked_once)
 }
 END_TEST
 
-static Suite *receive_suite(void)
+/* Runs one whole SMTP session in this process with the spool failing as
+ * told; returns the server's output. */
+static char *session_with_fault(int fail, int error)
 {
-        Suite *s = suite_create("receive");
-        TCase *tc = tcase_create("core");
+        const char *input = "EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"
+                            "DATA\r\nSubject: t\r\n\r\nhello\r\n.\r\nQUIT\r\n";
+        static struct smtp_session session;
+        struct hw_config cfg;
+        struct spool s;
+        struct io_plain fds;
+        struct io_transport t;
+        int in[2], out[2];
+        char err[256];
+        char *reply = calloc(1, 8192);
+        ssize_t n, got = 0;
 
-        tcase_add_test(tc, test_data_end_and_unstuffing);
-        tcase_add_test(tc, test_data_smuggling_does_not_end);
-        tcase_add_test(tc, test_data_output_never_exceeds_input);
-        tcase_add_test(tc, test_data_header_counting);
+        unit_clear_env();
+        setenv("SMTP_HOSTNAME", "mx.test", 1);
+        setenv("SPOOL_MIN_FREE_BYTES", "0", 1);
+        ck_assert_int_eq(config_load(&cfg, err, sizeof(err)), 0);
+        unit_spool_setup(&s);
+        s.io = &unit_faulty_io;
+        unit_fail_at = fail;
+        unit_fail_errno = error;
+        ck_assert_int_eq(pipe(in), 0);
+        ck_assert_int_eq(pipe(out), 0);
+        ck_assert_int_eq(write(in[1], input, strlen(input)), (ssize_t)strlen(input));
+        close(in[1]);
+        fds.in_fd = in[0];
+        fds.out_fd = out[1];
+        io_plain_transport(&fds, &t);
+        ck_assert_int_eq(smtp_session_init(&session, &cfg, &s, &t, NULL), 0);
+        ck_assert_int_eq(smtp_session_run(&session), 0);
+        close(out[1]);
+        while ((n = read(out[0], reply + got, 8191 - got)) > 0)
+                got += n;
+        close(out[0]);
+        close(in[0]);
+        /* Whatever happened, nothing half-written is left behind. */
+        ck_assert_int_eq(unit_count_entries("tmp"), 0);
+        ck_assert_int_eq(unit_count_entries("pending"), fail == FAIL_NONE ? 1 : 0);
+        smtp_session_free(&session);
+        unit_spool_teardown(&s);
+        config_free(&cfg);
+        unit_fail_at = FAIL_NONE;
+        return reply;
+}
+
+START_TEST(test_session_disk_faults)
+{
+        static const struct {
+                int fail, error;
+                const char *reply;
+        } cases[] = {
+                { FAIL_NONE, 0, "250 2.0.0 Ok: queued as " },
+                { FAIL_WRITE, ENOSPC, "452 4.3.1 Insufficient system storage, try again later" },
+                { FAIL_FSYNC, EIO, "451 4.3.0 Local error in processing, try again later" },
+                { FAIL_FSYNC, ENOSPC, "452 4.3.1 Insufficient system storage, try again later" },
+                /* The name is in pending/ but not on disk: the commit is undone. */
+                { FAIL_DIR_FSYNC, EIO, "451 4.3.0 Local error in processing, try again later" },
+                { FAIL_RENAME, EIO, "451 4.3.0 Local error in processing, try again later" },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char *reply = session_with_fault(cases[i].fail, cases[i].error);
+
+                ck_assert_msg(strstr(reply, cases[i].reply), "case %zu: no '%s' in:\n%s", i,
+                              cases[i].reply, reply);
+                if (cases[i].fail != FAIL_NONE)
+                        ck_assert_ptr_null(strstr(reply, "250 2.0.0 Ok: queued"));
+                ck_assert_ptr_nonnull(strstr(reply, "221 2.0.0"));
+                free(reply);
+        }
+}
+END_TEST
+
+static Suite *smtp_suite(void)
+{
+        Suite *s = suite_create("smtp");
+        TCase *tc = tcase_create("parse");
+
         tcase_add_test(tc, test_command_parse);
         tcase_add_test(tc, test_path_parse);
         tcase_add_test(tc, test_address_utf8);
         tcase_add_test(tc, test_proxy_v1);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("session");
         tcase_add_test(tc, test_validators);
         tcase_add_test(tc, test_tls_verdict_asked_once);
+        tcase_add_test(tc, test_session_disk_faults);
         suite_add_tcase(s, tc);
         return s;
 }
 
 int main(void)
 {
-        SRunner *sr = srunner_create(receive_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return unit_run(smtp_suite());
 }
