@@ -51,8 +51,8 @@ import time
 
 sys.dont_write_bytecode = True  # the source tree may be read-only (distcheck)
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from hwrecv import QID_RE, read_item, spool_names  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
+from hwtest import QID_RE, read_item, spool_names  # noqa: E402
 
 BUILD = os.environ.get("top_builddir") or os.path.abspath(os.path.join(HERE, "..", ".."))
 SRC = os.environ.get("top_srcdir") or os.path.abspath(os.path.join(HERE, "..", ".."))
