@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,8 +34,6 @@
 #define LISTEN_PAUSE_MS 100
 /* Refusals come in floods: at most one line per this many ms. */
 #define LISTEN_REFUSAL_LOG_MS 1000
-#define EXIT_TEMPFAIL 75
-#define EXIT_CONFIG 78
 
 struct listen_child {
         pid_t pid;
@@ -196,7 +195,7 @@ static void listen_refuse(const struct listener *l, int fd, const char *code, co
  * left open, the signals as an inetd-started hw-receive has them. */
 static void listen_child(struct listener *l, int conn)
 {
-        int status = EXIT_TEMPFAIL;
+        int status = EX_TEMPFAIL;
 
         for (unsigned i = 0; i < l->nfds; i++)
                 close(l->fds[i]);
@@ -424,7 +423,7 @@ int listen_run(struct hw_config *cfg, listen_session_fn session)
         }
         if (r < 0) {
                 free(l.children);
-                return r == -EINVAL ? EXIT_CONFIG : EXIT_TEMPFAIL;
+                return r == -EINVAL ? EX_CONFIG : EX_TEMPFAIL;
         }
         modules_prepare(l.cfg);
         log_msg(LOG_INFO, "listening on %u sockets, at most %u sessions", l.nfds, l.cfg->max_sessions);
