@@ -110,10 +110,18 @@ static int decision_prepare(CURL *easy, const struct hw_config *cfg, struct deci
 
         r |= decision_setopt(easy, CURLOPT_URL, cfg->decision_url);
         r |= decision_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        r |= decision_setopt(easy, CURLOPT_READFUNCTION, decision_read_cb);
-        r |= decision_setopt(easy, CURLOPT_READDATA, c);
-        r |= decision_setopt(easy, CURLOPT_SEEKFUNCTION, decision_seek_cb);
-        r |= decision_setopt(easy, CURLOPT_SEEKDATA, c);
+        if (c->req.has_stream || c->req.tail_len) {
+                r |= decision_setopt(easy, CURLOPT_READFUNCTION, decision_read_cb);
+                r |= decision_setopt(easy, CURLOPT_READDATA, c);
+                r |= decision_setopt(easy, CURLOPT_SEEKFUNCTION, decision_seek_cb);
+                r |= decision_setopt(easy, CURLOPT_SEEKDATA, c);
+        } else {
+                /* A body in one piece (every request but full mode's) goes
+                 * out in the headers' packet: one send and one wake-up of
+                 * the service per request instead of two, which each RCPT
+                 * decision pays. */
+                r |= decision_setopt(easy, CURLOPT_POSTFIELDS, c->req.head);
+        }
         r |= decision_setopt(easy, CURLOPT_WRITEFUNCTION, decision_write_cb);
         r |= decision_setopt(easy, CURLOPT_WRITEDATA, c);
         r |= decision_setopt(easy, CURLOPT_HTTPHEADER, headers);
