@@ -166,6 +166,25 @@ static int config_proxy_trusted(struct hw_config *cfg, char *err, size_t errlen)
         return 0;
 }
 
+/* WEBHOOK_DECISION_STAGES: the words of the list become the two flags the
+ * session reads. */
+static int config_decision_stages(struct hw_config *cfg, char *err, size_t errlen)
+{
+        cfg->decision_at_rcpt = cfg->decision_at_data = false;
+        for (char **p = cfg->decision_stages; *p; p++) {
+                if (strcmp(*p, "rcpt") == 0)
+                        cfg->decision_at_rcpt = true;
+                else if (strcmp(*p, "data") == 0)
+                        cfg->decision_at_data = true;
+                else
+                        return config_fail(err, errlen, "WEBHOOK_DECISION_STAGES: '%s' is not a stage "
+                                           "(data, rcpt or rcpt,data)", *p);
+        }
+        if (!cfg->decision_at_rcpt && !cfg->decision_at_data)
+                return config_fail(err, errlen, "WEBHOOK_DECISION_STAGES: names no stage (data, rcpt or rcpt,data)");
+        return 0;
+}
+
 static int config_spool_dir(struct hw_config *cfg, char *err, size_t errlen)
 {
         if (cfg->spool_dir[0] != '/')
@@ -227,6 +246,12 @@ const struct config_setting config_settings[] = {
         { "WEBHOOK_DECISION_PAYLOAD_MODE", CONFIG_CHOICE, "minimal", CONFIG_FIELD(decision_mode),
           .choices = config_decision_modes,
           .help = "`minimal`, `summary` or `full`" },
+        { "WEBHOOK_DECISION_STAGES", CONFIG_LIST, "data", CONFIG_FIELD(decision_stages),
+          .check = config_decision_stages,
+          .help = "when the decision API is asked: `data` (each message after the final dot), `rcpt` (each recipient at `RCPT`) or `rcpt,data`" },
+        { "WEBHOOK_DECISION_RCPT_BUDGET_MS", CONFIG_NUMBER, CONFIG_STR(HW_DECISION_RCPT_BUDGET_MS_DEFAULT),
+          CONFIG_FIELD(decision_rcpt_budget_ms), .min = 1, .max = CONFIG_DAY_MS,
+          .help = "time all `RCPT` decisions of one transaction may take together; once spent, further recipients get 451 4.7.1 without asking" },
         { "ACCEPT_ALL_RECIPIENTS", CONFIG_BOOL, "true", CONFIG_FIELD(accept_all_recipients),
           .help = "1/true/yes/on or 0/false/no/off, any case" },
         { "ACCEPTED_DOMAINS", CONFIG_LIST, "", CONFIG_FIELD(accepted_domains),

@@ -32,6 +32,10 @@ struct hw_config {
         char decision_url[HW_URL_MAX];
         char decision_token[HW_SECRET_MAX];
         enum decision_mode decision_mode;
+        char **decision_stages;           /* WEBHOOK_DECISION_STAGES as written */
+        bool decision_at_rcpt;            /* ... holds rcpt: each recipient is asked about */
+        bool decision_at_data;            /* ... holds data: each message is asked about */
+        uint64_t decision_rcpt_budget_ms; /* RCPT decisions of one transaction, all together */
 
         /* recipient policy */
         bool accept_all_recipients;

@@ -43,6 +43,10 @@
 #define HW_RETRY_MAX_INTERVAL_MS_DEFAULT 3600000
 #define HW_CONCURRENCY_DEFAULT 8          /* parallel webhook POSTs */
 #define HW_CONCURRENCY_LIMIT 256
+/* ms all RCPT decisions of one transaction may take together: three
+ * default timeouts, and well inside the 5 minutes a client waits for a RCPT
+ * reply (RFC 5321 4.5.3.2.3) even when it waits for a whole pipelined group. */
+#define HW_DECISION_RCPT_BUDGET_MS_DEFAULT 30000
 #define HW_URL_MAX 2048
 #define HW_SECRET_MAX 1024
 

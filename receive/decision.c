@@ -1,7 +1,8 @@
 /* hw-decision.so: the pre-accept decision API over HTTP (libcurl). The JSON
  * is decision_request.c's; this file only moves it. One easy handle lives
- * for the whole SMTP session, so later messages reuse the connection.
- * WEBHOOK_TIMEOUT_MS bounds the whole exchange, connect included. Nothing
+ * for the whole SMTP session, so later messages and recipients reuse the
+ * connection. WEBHOOK_TIMEOUT_MS bounds the whole exchange, connect
+ * included; at RCPT the session may give a request less. Nothing
  * here logs: the session logs the outcome with our reason once, and the
  * bearer token never goes into a reason. */
 #include "autoconfig.h"
@@ -100,18 +101,27 @@ static size_t decision_write_cb(char *data, size_t size, size_t nmemb, void *use
         (curl_easy_setopt((easy), (opt), (val)) == CURLE_OK ? 0 : -EINVAL)
 
 static int decision_prepare(CURL *easy, const struct hw_config *cfg, struct decision_call *c,
-                            uint64_t body_len, struct curl_slist *headers, char *errbuf)
+                            uint64_t body_len, uint64_t timeout_ms, struct curl_slist *headers,
+                            char *errbuf)
 {
-        long timeout = (long)cfg->timeout_ms;  /* config caps it at a day */
+        long timeout = (long)timeout_ms;       /* config caps it at a day */
         const char *refused;
         int r = 0;
 
         r |= decision_setopt(easy, CURLOPT_URL, cfg->decision_url);
         r |= decision_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        r |= decision_setopt(easy, CURLOPT_READFUNCTION, decision_read_cb);
-        r |= decision_setopt(easy, CURLOPT_READDATA, c);
-        r |= decision_setopt(easy, CURLOPT_SEEKFUNCTION, decision_seek_cb);
-        r |= decision_setopt(easy, CURLOPT_SEEKDATA, c);
+        if (c->req.has_stream || c->req.tail_len) {
+                r |= decision_setopt(easy, CURLOPT_READFUNCTION, decision_read_cb);
+                r |= decision_setopt(easy, CURLOPT_READDATA, c);
+                r |= decision_setopt(easy, CURLOPT_SEEKFUNCTION, decision_seek_cb);
+                r |= decision_setopt(easy, CURLOPT_SEEKDATA, c);
+        } else {
+                /* A body in one piece (every request but full mode's) goes
+                 * out in the headers' packet: one send and one wake-up of
+                 * the service per request instead of two, which each RCPT
+                 * decision pays. */
+                r |= decision_setopt(easy, CURLOPT_POSTFIELDS, c->req.head);
+        }
         r |= decision_setopt(easy, CURLOPT_WRITEFUNCTION, decision_write_cb);
         r |= decision_setopt(easy, CURLOPT_WRITEDATA, c);
         r |= decision_setopt(easy, CURLOPT_HTTPHEADER, headers);
@@ -175,7 +185,8 @@ static int decision_init(char *reason, size_t reason_size)
 }
 
 static enum decision_outcome decision_transfer(const struct hw_config *cfg, struct decision_call *c,
-                                               uint64_t body_len, char *reply, size_t reply_size,
+                                               uint64_t body_len, uint64_t timeout_ms,
+                                               char *reply, size_t reply_size,
                                                char *reason, size_t reason_size)
 {
         char errbuf[CURL_ERROR_SIZE] = "", why[DECISION_TEXT_MAX + 1];
@@ -190,7 +201,7 @@ static enum decision_outcome decision_transfer(const struct hw_config *cfg, stru
                 snprintf(reason, reason_size, "decision: out of memory");
                 return DECISION_TEMPFAIL;
         }
-        if (decision_prepare(decision_easy, cfg, c, body_len, headers, errbuf) < 0) {
+        if (decision_prepare(decision_easy, cfg, c, body_len, timeout_ms, headers, errbuf) < 0) {
                 curl_slist_free_all(headers);
                 snprintf(reason, reason_size, "decision: libcurl refused an option");
                 return DECISION_TEMPFAIL;
@@ -211,7 +222,7 @@ static enum decision_outcome decision_transfer(const struct hw_config *cfg, stru
                 snprintf(reason, reason_size, "decision: cannot read the message: %s", strerror(-c->read_error));
         else if (code == CURLE_OPERATION_TIMEDOUT)
                 snprintf(reason, reason_size, "decision service gave no answer within %llu ms",
-                         (unsigned long long)cfg->timeout_ms);
+                         (unsigned long long)timeout_ms);
         else {
                 const char *text = errbuf[0] ? errbuf : curl_easy_strerror(code);
 
@@ -221,28 +232,36 @@ static enum decision_outcome decision_transfer(const struct hw_config *cfg, stru
         return DECISION_TEMPFAIL;
 }
 
+/* A new call, or NULL with the reason why no request can be made. */
+static struct decision_call *decision_call_new(const struct hw_config *cfg, char *reason, size_t reason_size)
+{
+        struct decision_call *c;
+
+        if (!cfg->decision_url[0]) {
+                snprintf(reason, reason_size, "decision: no WEBHOOK_DECISION_URL");
+                return NULL;
+        }
+        if (!decision_token_ok(cfg->decision_token)) {
+                snprintf(reason, reason_size, "decision: WEBHOOK_DECISION_TOKEN holds control characters");
+                return NULL;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                snprintf(reason, reason_size, "decision: out of memory");
+        return c;
+}
+
 static enum decision_outcome decision_decide(const struct hw_config *cfg, const struct hw_module_message *msg,
                                              char *reply, size_t reply_size,
                                              char *reason, size_t reason_size)
 {
-        struct decision_call *c;
+        struct decision_call *c = decision_call_new(cfg, reason, reason_size);
         enum decision_outcome outcome;
         uint64_t body_len;
         int r;
 
-        if (!cfg->decision_url[0]) {
-                snprintf(reason, reason_size, "decision: no WEBHOOK_DECISION_URL");
+        if (!c)
                 return DECISION_TEMPFAIL;
-        }
-        if (!decision_token_ok(cfg->decision_token)) {
-                snprintf(reason, reason_size, "decision: WEBHOOK_DECISION_TOKEN holds control characters");
-                return DECISION_TEMPFAIL;
-        }
-        c = calloc(1, sizeof(*c));
-        if (!c) {
-                snprintf(reason, reason_size, "decision: out of memory");
-                return DECISION_TEMPFAIL;
-        }
         r = decision_request_build(&c->req, cfg->decision_mode, msg->env, msg->fd, msg->offset);
         body_len = c->req.head_len + c->req.tail_len;
         if (r >= 0 && c->req.has_stream) {
@@ -255,7 +274,32 @@ static enum decision_outcome decision_decide(const struct hw_config *cfg, const 
                 snprintf(reason, reason_size, "decision: cannot build the request: %s", strerror(-r));
                 outcome = DECISION_TEMPFAIL;
         } else {
-                outcome = decision_transfer(cfg, c, body_len, reply, reply_size, reason, reason_size);
+                outcome = decision_transfer(cfg, c, body_len, cfg->timeout_ms, reply, reply_size,
+                                            reason, reason_size);
+        }
+        decision_request_free(&c->req);
+        free(c);
+        return outcome;
+}
+
+static enum decision_outcome decision_decide_rcpt(const struct hw_config *cfg,
+                                                  const struct hw_module_recipient *rcpt,
+                                                  char *reply, size_t reply_size,
+                                                  char *reason, size_t reason_size)
+{
+        struct decision_call *c = decision_call_new(cfg, reason, reason_size);
+        enum decision_outcome outcome;
+        int r;
+
+        if (!c)
+                return DECISION_TEMPFAIL;
+        r = decision_request_build_rcpt(&c->req, rcpt);
+        if (r < 0) {
+                snprintf(reason, reason_size, "decision: cannot build the request: %s", strerror(-r));
+                outcome = DECISION_TEMPFAIL;
+        } else {
+                outcome = decision_transfer(cfg, c, c->req.head_len, rcpt->timeout_ms, reply, reply_size,
+                                            reason, reason_size);
         }
         decision_request_free(&c->req);
         free(c);
@@ -267,4 +311,5 @@ extern const struct hw_decision_module hw_decision_module;
 const struct hw_decision_module hw_decision_module = {
         .module = { .abi = HW_MODULE_ABI, .check = NULL },
         .decide = decision_decide,
+        .decide_rcpt = decision_decide_rcpt,
 };

@@ -3,7 +3,7 @@
  *
  * Request, POST application/json, keys in this order:
  *
- *   {"protocol":"haraka-webhook.decision.v1","mode":"minimal|summary|full",
+ *   {"protocol":"haraka-webhook.decision.v1","stage":"data","mode":"minimal|summary|full",
  *    "message":{"id":QUEUE-ID,"createdAt":"2026-06-16T10:00:00.000Z",
  *               "sender":"a@b" ("" for <>),"recipients":["c@d",...],
  *               "from":DECODED,"subject":DECODED,
@@ -19,14 +19,22 @@
  * section over HEADER_BYTES_MAX is sent as from "", subject "", headers [],
  * as the webhook does.
  *
+ * At RCPT time (WEBHOOK_DECISION_STAGES with rcpt) the request has "stage"
+ * "rcpt" and always the minimal shape, since no message exists yet: id is
+ * the queue id the message will have, createdAt the time of the RCPT,
+ * recipients holds the one recipient asked about (so a service that judges
+ * the recipients of a message judges that one), from and subject are "".
+ * Services that ignore "stage" keep working at either stage.
+ *
  * rawMime is the stored message (our Received: first) and is the one part
  * that grows with the message, so it is never held whole: the body is a
  * head, the message streamed from the spool file, and a tail, and its
  * length is measured by a first pass so the POST has a Content-Length.
  *
- * Response: 200 and a JSON object whose "decision" is allow, deny or
- * silent_deny; "reason" (for the log) and "message" (the 550 text, deny
- * only) are optional. Anything else is a temporary failure.
+ * Response: 200 and a JSON object whose "decision" is allow, deny,
+ * silent_deny or defer (a temporary refusal, 450); "reason" (for the log)
+ * and "message" (the reply's text, deny and defer only) are optional.
+ * Anything else is a temporary failure.
  */
 #include "autoconfig.h"
 
@@ -330,8 +338,8 @@ int decision_request_build(struct decision_request *req, enum decision_mode mode
          * closing brace, which the tail brings after rawMime. */
         if (mode == DECISION_MODE_FULL)
                 text_len--;
-        r = asprintf(&req->head, "{\"protocol\":\"" DECISION_PROTOCOL "\",\"mode\":\"%s\",\"message\":%.*s%s",
-                     decision_mode_name(mode), (int)text_len, text,
+        r = asprintf(&req->head, "{\"protocol\":\"" DECISION_PROTOCOL "\",\"stage\":\"data\","
+                     "\"mode\":\"%s\",\"message\":%.*s%s", decision_mode_name(mode), (int)text_len, text,
                      mode == DECISION_MODE_FULL ? ",\"rawMime\":\"" : "}");
         free(text);
         if (r < 0) {
@@ -354,6 +362,43 @@ int decision_request_build(struct decision_request *req, enum decision_mode mode
                 req->tail = "\"}}";
         }
         req->tail_len = strlen(req->tail);
+        return 0;
+}
+
+int decision_request_build_rcpt(struct decision_request *req, const struct hw_module_recipient *rcpt)
+{
+        /* The transaction as it would be with this recipient alone. */
+        struct envelope view = *rcpt->env;
+        char one[1][HW_ADDR_MAX + 1];
+        struct header_list none = { 0 };
+        json_t *msg;
+        char *text;
+        int r;
+
+        memset(req, 0, sizeof(*req));
+        req->tail = "";
+        if (strlen(rcpt->addr) >= sizeof(one[0]))
+                return -ENAMETOOLONG;
+        strcpy(one[0], rcpt->addr);
+        view.rcpt = one;
+        view.rcpt_count = 1;
+        view.received_ms = rcpt->asked_ms;
+        msg = decision_message_object(DECISION_MODE_MINIMAL, &view, &none);
+        if (!msg)
+                return -ENOMEM;
+        text = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(msg);
+        if (!text)
+                return -ENOMEM;
+        r = asprintf(&req->head, "{\"protocol\":\"" DECISION_PROTOCOL "\",\"stage\":\"rcpt\","
+                     "\"mode\":\"minimal\",\"message\":%s}", text);
+        free(text);
+        if (r < 0) {
+                req->head = NULL;
+                return -ENOMEM;
+        }
+        req->head_len = (size_t)r;
+        req->tail_len = 0;
         return 0;
 }
 
@@ -464,6 +509,8 @@ enum decision_outcome decision_response_parse(long status, const char *body, siz
                 outcome = DECISION_DENY;
         else if (strcmp(d, "silent_deny") == 0)
                 outcome = DECISION_SILENT_DENY;
+        else if (strcmp(d, "defer") == 0)
+                outcome = DECISION_DEFER;
         else {
                 decision_text_sanitize(json_string_value(decision), json_string_length(decision),
                                        word, sizeof(word) - 1);
@@ -478,6 +525,11 @@ enum decision_outcome decision_response_parse(long status, const char *body, siz
                 if (!decision_member_text(root, "message", text, DECISION_TEXT_MAX))
                         snprintf(text, sizeof(text), "%s", DECISION_DENY_DEFAULT);
                 snprintf(reply, reply_size, "550 5.7.1 %s", text);
+        }
+        if (outcome == DECISION_DEFER) {
+                if (!decision_member_text(root, "message", text, DECISION_TEXT_MAX))
+                        snprintf(text, sizeof(text), "%s", DECISION_DEFER_DEFAULT);
+                snprintf(reply, reply_size, "450 4.7.1 %s", text);
         }
 out:
         json_decref(root);

@@ -17,6 +17,7 @@
 #define DECISION_RESPONSE_MAX 65536        /* bytes of response body we accept */
 #define DECISION_TEXT_MAX 200              /* characters of the service's text in a reply */
 #define DECISION_DENY_DEFAULT "Message rejected by recipient policy"
+#define DECISION_DEFER_DEFAULT "Temporarily refused by recipient policy, try again later"
 #define DECISION_CHUNK 16384               /* message bytes per pread in full mode */
 
 /* rawMime, produced piecewise from the spool file: the message bytes with
@@ -57,6 +58,9 @@ struct decision_request {
  * header section is parsed with pread; the file position is untouched). */
 int decision_request_build(struct decision_request *req, enum decision_mode mode,
                            const struct envelope *env, int fd, off_t message_offset);
+/* The body for one recipient at RCPT time (stage "rcpt"): the minimal
+ * shape, as no message exists yet. */
+int decision_request_build_rcpt(struct decision_request *req, const struct hw_module_recipient *rcpt);
 void decision_request_free(struct decision_request *req);
 
 /* ISO 8601 UTC with milliseconds ("2026-06-16T10:00:00.000Z"). */
@@ -69,7 +73,8 @@ size_t decision_text_sanitize(const char *s, size_t len, char *out, size_t max);
 
 /* Judges a finished HTTP exchange: status and body (body_len bytes; the
  * caller gave up beyond DECISION_RESPONSE_MAX). For DENY fills reply with
- * "550 5.7.1 <text>"; always fills reason for the log. */
+ * "550 5.7.1 <text>", for DEFER with "450 4.7.1 <text>"; always fills
+ * reason for the log. */
 enum decision_outcome decision_response_parse(long status, const char *body, size_t body_len,
                                               char *reply, size_t reply_size,
                                               char *reason, size_t reason_size);

@@ -18,6 +18,7 @@
 #define HW_MODULE_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -26,7 +27,7 @@
 
 /* Changes whenever a struct below does: the loader refuses a module built
  * for another. */
-#define HW_MODULE_ABI 2
+#define HW_MODULE_ABI 3
 
 struct hw_module {
         unsigned abi;
@@ -41,6 +42,14 @@ struct hw_module_message {
         const struct envelope *env;
         int fd;                /* read-only; read it with pread(2) */
         off_t offset;          /* where the message starts in fd */
+};
+
+/* A recipient at RCPT time, before any message exists. */
+struct hw_module_recipient {
+        const struct envelope *env;    /* the transaction so far: queue id, client, sender */
+        const char *addr;              /* the recipient asked about */
+        int64_t asked_ms;              /* Unix ms of the RCPT command */
+        uint64_t timeout_ms;           /* bounds this request (at most WEBHOOK_TIMEOUT_MS) */
 };
 
 /* hw-tls.so: STARTTLS (GnuTLS). check() loads the certificate chain and
@@ -67,15 +76,22 @@ enum decision_outcome {
         DECISION_DENY,         /* 550 with the service's text */
         DECISION_SILENT_DENY,  /* 250, nothing kept */
         DECISION_TEMPFAIL,     /* 451 */
+        DECISION_DEFER,        /* 450 with the service's text */
 };
 struct hw_decision_module {
         struct hw_module module;
-        /* Asks WEBHOOK_DECISION_URL about msg. For DENY, reply is the
-         * whole SMTP reply line ("550 5.7.1 <sanitized text>"); reason
+        /* Asks WEBHOOK_DECISION_URL about msg. For DENY and DEFER, reply
+         * is the whole SMTP reply line ("550 5.7.1 <sanitized text>",
+         * "450 4.7.1 <sanitized text>"); reason
          * says why for the log (never the token). */
         enum decision_outcome (*decide)(const struct hw_config *cfg, const struct hw_module_message *msg,
                                         char *reply, size_t reply_size,
                                         char *reason, size_t reason_size);
+        /* Asks about one recipient at RCPT time (WEBHOOK_DECISION_STAGES
+         * with rcpt); reply and reason as for decide. */
+        enum decision_outcome (*decide_rcpt)(const struct hw_config *cfg, const struct hw_module_recipient *rcpt,
+                                             char *reply, size_t reply_size,
+                                             char *reason, size_t reason_size);
 };
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -237,6 +238,23 @@ static enum decision_outcome modules_decide(const struct hw_config *cfg, const s
         return outcome;
 }
 
+static enum decision_outcome modules_decide_rcpt(const struct hw_config *cfg, const struct envelope *env,
+                                                 const char *addr, uint64_t timeout_ms,
+                                                 char *reply, size_t size,
+                                                 char *reason, size_t reason_size)
+{
+        struct hw_module_recipient rcpt = { .env = env, .addr = addr, .timeout_ms = timeout_ms };
+        struct timespec now;
+        /* Loaded once per session, by the first recipient. */
+        int r = module_load(&modules[MODULE_DECISION], reason, reason_size);
+
+        if (r < 0)
+                return DECISION_TEMPFAIL;
+        clock_gettime(CLOCK_REALTIME, &now);
+        rcpt.asked_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+        return modules_decision()->decide_rcpt(cfg, &rcpt, reply, size, reason, reason_size);
+}
+
 const struct smtp_hooks *modules_hooks(const struct hw_config *cfg)
 {
         static struct smtp_hooks hooks;
@@ -248,7 +266,11 @@ const struct smtp_hooks *modules_hooks(const struct hw_config *cfg)
                 any = true;
         }
         if (modules[MODULE_DECISION].wanted(cfg)) {
-                hooks.decide = modules_decide;
+                /* WEBHOOK_DECISION_STAGES: which of the two are asked. */
+                if (cfg->decision_at_data)
+                        hooks.decide = modules_decide;
+                if (cfg->decision_at_rcpt)
+                        hooks.decide_rcpt = modules_decide_rcpt;
                 any = true;
         }
         return any ? &hooks : NULL;

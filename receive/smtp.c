@@ -120,6 +120,8 @@ static void smtp_transaction_reset(struct smtp_session *s)
         envelope_reset(&s->env);
         s->smtputf8 = false;
         s->declared_size = 0;
+        s->rcpt_decision_ms = 0;
+        s->rcpt_silent = 0;
         if (s->state > STATE_HELO && s->state != STATE_CLOSING)
                 s->state = STATE_HELO;
 }
@@ -194,7 +196,8 @@ static const struct smtp_reply *smtp_check_rcpt(const struct smtp_session *s, co
         if (!s->smtputf8 && !smtp_address_valid(path->addr, false) &&
             strcasecmp(path->addr, "postmaster") != 0)
                 return &reply_non_ascii_address;
-        if (s->env.rcpt_count >= s->cfg->max_recipients)
+        /* Silently dropped recipients count: each cost a decision request. */
+        if (s->env.rcpt_count + s->rcpt_silent >= s->cfg->max_recipients)
                 return &reply_too_many_recipients;
         if (!config_accepts_recipient(s->cfg, path->addr))
                 return &reply_recipient_denied;
@@ -286,10 +289,88 @@ static int smtp_proceed_mail(struct smtp_session *s, const char *args, const str
         return smtp_send(s, &reply_sender_ok);
 }
 
+static void smtp_log_recipient(const struct smtp_session *s, const char *addr, const char *outcome,
+                               const char *reply, const char *reason)
+{
+        struct log_fields f;
+
+        log_fields_init(&f);
+        log_field(&f, "HW_QUEUE_ID", "%s", s->env.id);
+        log_field(&f, "HW_REMOTE_IP", "%s", s->env.remote_ip);
+        log_field(&f, "HW_SENDER", "%s", s->env.sender);
+        log_field(&f, "HW_RCPT", "%s", addr);
+        log_field(&f, "HW_OUTCOME", "%s", outcome);
+        log_field(&f, "HW_REPLY", "%s", reply);
+        if (reason[0])
+                log_field(&f, "HW_REASON", "%s", reason);
+        log_fields_send(LOG_NOTICE, &f, "%s: %s <%s> from <%s> [%s]", s->env.id, outcome, addr,
+                        s->env.sender, s->env.remote_ip);
+}
+
+/* The decision API at RCPT (WEBHOOK_DECISION_STAGES with rcpt): true when
+ * addr goes into the envelope; otherwise the reply is sent here and *r is
+ * its result. The RCPT decisions of one transaction share
+ * WEBHOOK_DECISION_RCPT_BUDGET_MS: each request gets what is left of it (at
+ * most WEBHOOK_TIMEOUT_MS, never past the session's deadline), and once it
+ * is spent further recipients get 451 without a request, so a slow service
+ * cannot hold a pipelined transaction for a timeout per recipient. A
+ * silent_deny is a 250 for a recipient that is not kept: the sender learns
+ * nothing, as silent_deny promises. */
+static bool smtp_rcpt_allowed(struct smtp_session *s, const char *addr, int *r)
+{
+        char reply[512], reason[256] = "";
+        const char *outcome = "rcpt-deferred-policy";
+        enum decision_outcome decision = DECISION_TEMPFAIL;
+        const int64_t start = io_now_ms();
+        int64_t left = (int64_t)s->cfg->decision_rcpt_budget_ms - s->rcpt_decision_ms;
+
+        if (left > (int64_t)s->cfg->timeout_ms)
+                left = (int64_t)s->cfg->timeout_ms;
+        if (left > s->session_deadline_ms - start)
+                left = s->session_deadline_ms - start;
+        /* The queue id is made by the first recipient asked about, so the
+         * service sees one id at both stages. */
+        if (!s->env.id[0] && spool_new_id(s->env.id) < 0) {
+                snprintf(reason, sizeof(reason), "cannot make a queue id");
+        } else if (left <= 0) {
+                snprintf(reason, sizeof(reason), "the RCPT decisions of this transaction took their %" PRIu64
+                         " ms (WEBHOOK_DECISION_RCPT_BUDGET_MS)", s->cfg->decision_rcpt_budget_ms);
+        } else {
+                decision = s->hooks->decide_rcpt(s->cfg, &s->env, addr, (uint64_t)left, reply, sizeof(reply),
+                                                 reason, sizeof(reason));
+                s->rcpt_decision_ms += io_now_ms() - start;
+        }
+        switch (decision) {
+        case DECISION_ALLOW:
+                return true;
+        case DECISION_DENY:
+                outcome = "rcpt-denied";
+                break;
+        case DECISION_DEFER:
+                outcome = "rcpt-deferred";
+                break;
+        case DECISION_SILENT_DENY:
+                s->rcpt_silent++;
+                s->state = STATE_RCPT;
+                snprintf(reply, sizeof(reply), "%s", reply_recipient_ok.text);
+                outcome = "rcpt-silently-denied";
+                break;
+        case DECISION_TEMPFAIL:
+                snprintf(reply, sizeof(reply), "%s", reply_policy_unavailable.text);
+                break;
+        }
+        smtp_log_recipient(s, addr, outcome, reply, reason);
+        *r = io_printf(&s->io, "%s\r\n", reply);
+        return false;
+}
+
 static int smtp_proceed_rcpt(struct smtp_session *s, const char *args, const struct smtp_path *path)
 {
-        int r = envelope_add_rcpt(&s->env, path->addr);
+        int r;
 
+        if (s->hooks && s->hooks->decide_rcpt && !smtp_rcpt_allowed(s, path->addr, &r))
+                return r;
+        r = envelope_add_rcpt(&s->env, path->addr);
         if (r < 0)
                 return smtp_send(s, &reply_too_many_recipients);
         s->state = STATE_RCPT;
@@ -491,6 +572,15 @@ static int smtp_finish_message(struct smtp_session *s, enum data_result result)
                 break;
         }
         r = spool_flush(&s->item);
+        /* Every recipient was silently denied at RCPT: the same 250 as a
+         * silent_deny after DATA, nothing kept, nobody asked again. */
+        if (r >= 0 && s->env.rcpt_count == 0) {
+                spool_abort(&s->item);
+                snprintf(reply, sizeof(reply), REPLY_QUEUED, s->env.id);
+                snprintf(reason, sizeof(reason), "every recipient silently denied at RCPT");
+                outcome = "silently-denied";
+                goto answer;
+        }
         if (r >= 0 && s->hooks && s->hooks->decide) {
                 switch (s->hooks->decide(s->cfg, &s->env, &s->item, reply, sizeof(reply),
                                          reason, sizeof(reason))) {
@@ -509,6 +599,10 @@ static int smtp_finish_message(struct smtp_session *s, enum data_result result)
                         spool_abort(&s->item);
                         snprintf(reply, sizeof(reply), "%s", reply_policy_unavailable.text);
                         outcome = "deferred-policy";
+                        goto answer;
+                case DECISION_DEFER:
+                        spool_abort(&s->item);
+                        outcome = "deferred-by-policy";
                         goto answer;
                 }
         }
@@ -541,7 +635,8 @@ static int smtp_proceed_data(struct smtp_session *s, const char *args, const str
 
         clock_gettime(CLOCK_REALTIME, &now);
         s->env.received_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-        r = spool_new_id(s->env.id);
+        /* An id made at RCPT for the decision API is kept. */
+        r = s->env.id[0] ? 0 : spool_new_id(s->env.id);
         /* S1: the file exists before the 354, so a full disk is said early. */
         if (r >= 0)
                 r = spool_create(s->spool, &s->env, &s->item);

@@ -45,6 +45,13 @@ struct smtp_hooks {
         enum decision_outcome (*decide)(const struct hw_config *cfg, const struct envelope *env,
                                         const struct spool_item *item, char *reply, size_t size,
                                         char *reason, size_t reason_size);
+        /* At RCPT, when WEBHOOK_DECISION_STAGES holds rcpt: asks about addr
+         * within timeout_ms; env is the transaction so far (its queue id
+         * set). For DENY and DEFER, reply gets the reply line. */
+        enum decision_outcome (*decide_rcpt)(const struct hw_config *cfg, const struct envelope *env,
+                                             const char *addr, uint64_t timeout_ms,
+                                             char *reply, size_t size,
+                                             char *reason, size_t reason_size);
 };
 
 struct smtp_session {
@@ -62,6 +69,8 @@ struct smtp_session {
         unsigned transactions;
         int64_t session_deadline_ms;   /* io_now_ms() time the session must end by */
         const char *deadline_what;     /* the deadline now set: "command", "DATA", "session" */
+        int64_t rcpt_decision_ms;      /* this transaction's time in RCPT decisions */
+        unsigned rcpt_silent;          /* recipients taken at RCPT but silently dropped */
         struct envelope env;       /* helo, remote and tls persist across RSET */
         struct io io;
         struct spool_item item;

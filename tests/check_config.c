@@ -136,6 +136,48 @@ START_TEST(test_config_values)
 }
 END_TEST
 
+/* WEBHOOK_DECISION_STAGES: any order and case, and a bad word is named. */
+START_TEST(test_config_decision_stages)
+{
+        static const struct {
+                const char *value;
+                bool rcpt, data;
+        } good[] = {
+                { "data", false, true },
+                { "rcpt", true, false },
+                { "rcpt,data", true, true },
+                { " DATA , Rcpt ", true, true },
+                { "rcpt,rcpt", true, false },
+        };
+        static const char *const bad[] = { "rpct", "rcpt,body", ",", "rcpt;data", "none" };
+        struct hw_config cfg;
+        char err[256];
+
+        unit_clear_env();
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), 0);
+        ck_assert(cfg.decision_at_data && !cfg.decision_at_rcpt);
+        ck_assert_uint_eq(cfg.decision_rcpt_budget_ms, 30000);
+        config_free(&cfg);
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                setenv("WEBHOOK_DECISION_STAGES", good[i].value, 1);
+                ck_assert_msg(load(&cfg, err, sizeof(err)) == 0, "%s: %s", good[i].value, err);
+                ck_assert_msg(cfg.decision_at_rcpt == good[i].rcpt && cfg.decision_at_data == good[i].data,
+                              "%s: rcpt %d data %d", good[i].value, cfg.decision_at_rcpt, cfg.decision_at_data);
+                config_free(&cfg);
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                setenv("WEBHOOK_DECISION_STAGES", bad[i], 1);
+                ck_assert_int_eq(load(&cfg, err, sizeof(err)), -EINVAL);
+                ck_assert_msg(strstr(err, "WEBHOOK_DECISION_STAGES") && strstr(err, "rcpt,data"),
+                              "%s: error '%s'", bad[i], err);
+        }
+        unit_clear_env();
+        setenv("WEBHOOK_DECISION_RCPT_BUDGET_MS", "0", 1);
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "WEBHOOK_DECISION_RCPT_BUDGET_MS"));
+}
+END_TEST
+
 START_TEST(test_config_credentials)
 {
         char dir[] = "/tmp/hw-cred-XXXXXX";
@@ -170,6 +212,7 @@ static Suite *config_suite(void)
         tcase_add_test(tc, test_config_defaults);
         tcase_add_test(tc, test_config_bad_values);
         tcase_add_test(tc, test_config_values);
+        tcase_add_test(tc, test_config_decision_stages);
         tcase_add_test(tc, test_config_credentials);
         suite_add_tcase(s, tc);
         return s;

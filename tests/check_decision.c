@@ -101,6 +101,26 @@ START_TEST(response_deny_text)
 }
 END_TEST
 
+/* defer: a temporary refusal with the service's text, for a 450. */
+START_TEST(response_defer)
+{
+        char reply[512], reason[256];
+
+        ck_assert_int_eq(parse(200, "{\"decision\":\"defer\",\"reason\":\"greylist\","
+                                    "\"message\":\"Greylisted,\\r\\n250 ok try in 5 min\"}", reply, reason),
+                         DECISION_DEFER);
+        ck_assert_str_eq(reply, "450 4.7.1 Greylisted, 250 ok try in 5 min");
+        ck_assert_str_eq(reason, "decision defer (reason: greylist)");
+        ck_assert_int_eq(parse(200, "{\"decision\":\"defer\"}", reply, reason), DECISION_DEFER);
+        ck_assert_str_eq(reply, "450 4.7.1 " DECISION_DEFER_DEFAULT);
+        ck_assert_str_eq(reason, "decision defer");
+        /* Only the exact word; anything else stays a failure (451). */
+        ck_assert_int_eq(parse(200, "{\"decision\":\"Defer\"}", reply, reason), DECISION_TEMPFAIL);
+        ck_assert_int_eq(parse(200, "{\"decision\":\"tempfail\"}", reply, reason), DECISION_TEMPFAIL);
+        ck_assert_int_eq(parse(503, "{\"decision\":\"defer\"}", reply, reason), DECISION_TEMPFAIL);
+}
+END_TEST
+
 START_TEST(response_failures)
 {
         char reply[512], reason[256], big[DECISION_RESPONSE_MAX + 2];
@@ -311,6 +331,7 @@ START_TEST(request_minimal)
         fill_envelope(&env, "192.0.2.7");
         root = build(DECISION_MODE_MINIMAL, &env, fd, 17);
         ck_assert_str_eq(STR(root, "mode"), "minimal");
+        ck_assert_str_eq(STR(root, "stage"), "data");
         msg = json_object_get(root, "message");
         ck_assert_str_eq(STR(msg, "id"), "1718532000123456-0123456789abcdef");
         ck_assert_str_eq(STR(msg, "createdAt"), "2024-06-16T10:00:00.123Z");
@@ -392,6 +413,65 @@ START_TEST(request_summary_and_full)
 }
 END_TEST
 
+/* At RCPT: the minimal shape with the one recipient asked about, the time
+ * of the RCPT, no message. */
+START_TEST(request_rcpt)
+{
+        struct envelope env;
+        struct hw_module_recipient rcpt = { .env = &env, .addr = "dave@example.com",
+                                            .asked_ms = 1718532000999LL, .timeout_ms = 1000 };
+        struct decision_request req;
+        char *text, longest[HW_ADDR_MAX + 2];
+        json_t *root, *msg, *list;
+        json_error_t error;
+        const char *key;
+        json_t *value;
+        static const char *const keys[] = { "protocol", "stage", "mode", "message" };
+        size_t i = 0;
+
+        fill_envelope(&env, "192.0.2.7");
+        ck_assert_int_eq(decision_request_build_rcpt(&req, &rcpt), 0);
+        ck_assert(!req.has_stream);
+        text = request_text(&req);
+        root = json_loads(text, JSON_PRESERVE_ORDER, &error);
+        ck_assert_msg(root != NULL, "%s: %s", error.text, text);
+        json_object_foreach(root, key, value) {
+                ck_assert_uint_lt(i, 4);
+                ck_assert_str_eq(key, keys[i++]);
+        }
+        ck_assert_uint_eq(i, 4);
+        ck_assert_str_eq(STR(root, "protocol"), DECISION_PROTOCOL);
+        ck_assert_str_eq(STR(root, "stage"), "rcpt");
+        ck_assert_str_eq(STR(root, "mode"), "minimal");
+        msg = json_object_get(root, "message");
+        ck_assert_str_eq(STR(msg, "id"), "1718532000123456-0123456789abcdef");
+        ck_assert_str_eq(STR(msg, "createdAt"), "2024-06-16T10:00:00.999Z");
+        ck_assert_str_eq(STR(msg, "sender"), "alice@example.net");
+        list = json_object_get(msg, "recipients");
+        ck_assert_uint_eq(json_array_size(list), 1);
+        ck_assert_str_eq(json_string_value(json_array_get(list, 0)), "dave@example.com");
+        ck_assert_str_eq(STR(msg, "from"), "");
+        ck_assert_str_eq(STR(msg, "subject"), "");
+        ck_assert_str_eq(STR(json_object_get(msg, "remote"), "helo"), "client.test");
+        ck_assert_ptr_null(json_object_get(msg, "headers"));
+        ck_assert_ptr_null(json_object_get(msg, "rawMime"));
+        /* The session's envelope is only read. */
+        ck_assert_uint_eq(env.rcpt_count, 2);
+        ck_assert_str_eq(env.rcpt[0], "bob@example.com");
+        json_decref(root);
+        free(text);
+        decision_request_free(&req);
+
+        /* An address longer than a path can be is refused, not cut. */
+        memset(longest, 'x', sizeof(longest) - 1);
+        longest[sizeof(longest) - 1] = '\0';
+        rcpt.addr = longest;
+        ck_assert_int_eq(decision_request_build_rcpt(&req, &rcpt), -ENAMETOOLONG);
+        decision_request_free(&req);
+        envelope_free(&env);
+}
+END_TEST
+
 static Suite *decision_suite(void)
 {
         Suite *s = suite_create("decision");
@@ -400,6 +480,7 @@ static Suite *decision_suite(void)
         tcase_add_test(t, sanitize_text);
         tcase_add_test(t, response_decisions);
         tcase_add_test(t, response_deny_text);
+        tcase_add_test(t, response_defer);
         tcase_add_test(t, response_failures);
         tcase_add_test(t, iso8601);
         suite_add_tcase(s, t);
@@ -408,6 +489,7 @@ static Suite *decision_suite(void)
         tcase_add_test(t, stream_random_bytes);
         tcase_add_test(t, request_minimal);
         tcase_add_test(t, request_summary_and_full);
+        tcase_add_test(t, request_rcpt);
         suite_add_tcase(s, t);
         return s;
 }

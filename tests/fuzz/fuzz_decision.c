@@ -3,8 +3,8 @@
  *
  * Checked beyond "no crash": the outcome is the one jansson's own reading
  * of the body implies (an object whose "decision" string is exactly allow,
- * deny or silent_deny; anything else is a temporary failure); reason (and
- * for deny the 550 reply) is one line of printable ASCII that fits its
+ * deny, silent_deny or defer; anything else is a temporary failure); reason
+ * (and for deny the 550 reply, for defer the 450 one) is one line of printable ASCII that fits its
  * buffer; sanitized text is printable ASCII, at most max characters, with
  * no leading, trailing or doubled space. The reply and reason buffers are
  * malloc'd to the sizes hw-receive uses, so ASan sees a write past them. */
@@ -27,6 +27,7 @@ static enum decision_outcome fuzz_expected(const char *body, size_t len)
                 { "allow", DECISION_ALLOW },
                 { "deny", DECISION_DENY },
                 { "silent_deny", DECISION_SILENT_DENY },
+                { "defer", DECISION_DEFER },
         };
         enum decision_outcome outcome = DECISION_TEMPFAIL;
         json_t *root, *d;
@@ -84,6 +85,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (outcome == DECISION_DENY) {
                 fuzz_line(reply, FUZZ_REPLY_SIZE);
                 FUZZ_CHECK(strncmp(reply, "550 5.7.1 ", 10) == 0 && reply[10] != '\0');
+                FUZZ_CHECK(strlen(reply) <= 10 + DECISION_TEXT_MAX);
+        }
+        if (outcome == DECISION_DEFER) {
+                fuzz_line(reply, FUZZ_REPLY_SIZE);
+                FUZZ_CHECK(strncmp(reply, "450 4.7.1 ", 10) == 0 && reply[10] != '\0');
                 FUZZ_CHECK(strlen(reply) <= 10 + DECISION_TEXT_MAX);
         }
         /* Not 200: a temporary failure whatever the body says. */

@@ -312,7 +312,10 @@ class Spools:
 
 
 def receive(spool, url, messages, mode=None, token=None, timeout_ms=5000, sender="alice@example.net",
-            limit=30, remote="192.0.2.7"):
+            limit=30, remote="192.0.2.7", script=None, extra_env=None):
+    """One session of hw-receive asking the decision server at url: the
+    client sends dialogue(messages, sender), or script (bytes) when given,
+    all at once; extra_env adds settings."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HW_ALLOW_ROOT": "1",
@@ -330,8 +333,10 @@ def receive(spool, url, messages, mode=None, token=None, timeout_ms=5000, sender
         env["WEBHOOK_DECISION_PAYLOAD_MODE"] = mode
     if token:
         env["WEBHOOK_DECISION_TOKEN"] = token
+    env.update(extra_env or {})
     start = time.monotonic()
-    out, stderr, _ = run_dialogue(RECEIVE, env, dialogue(messages, sender), limit)
+    out, stderr, _ = run_dialogue(RECEIVE, env, script if script is not None else dialogue(messages, sender),
+                                  limit)
     elapsed = time.monotonic() - start
     replies = out.decode("ascii", "replace").split("\r\n")
     if replies and replies[-1] == "":

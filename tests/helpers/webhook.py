@@ -40,11 +40,14 @@ FORM = "application/x-www-form-urlencoded"
 class Route:
     """What the server answers on one path, when it runs in a thread."""
 
-    def __init__(self, status=200, body=b'{"decision":"allow"}', headers=None, hang=False):
+    def __init__(self, status=200, body=b'{"decision":"allow"}', headers=None, hang=False, delay_ms=0,
+                 pick=None):
         self.status = status
         self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.headers = headers or {}
         self.hang = hang
+        self.delay_ms = delay_ms    # sleep before answering
+        self.pick = pick            # request body -> the Route that answers it
 
 
 def read_plan(path):
@@ -76,17 +79,25 @@ def print_request(path, form):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The status line and headers go out in one write, the body in another:
+    # with Nagle's algorithm the body would wait for the client's delayed
+    # ACK (40 ms on Linux) on every request of a kept-alive connection.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass
 
-    def answer(self, fields):
+    def answer(self, fields, raw=b""):
         """(status, headers, body, hang) for this request."""
         srv = self.server
         if srv.routes is not None:
             route = srv.routes.get(self.path)
             if route is None:
                 return 404, {}, b"", False
+            if route.pick:
+                route = route.pick(raw)
+            if route.delay_ms:
+                time.sleep(route.delay_ms / 1000.0)
             headers = dict({"Content-Type": "application/json"}, **route.headers)
             return route.status, headers, route.body, route.hang
         plan = read_plan(srv.plan_path) if srv.plan_path else {}
@@ -118,7 +129,7 @@ class Handler(BaseHTTPRequestHandler):
                 fields[name] = data.decode("utf-8", "replace")
         if srv.print_requests:
             print_request(self.path, form)
-        status, headers, body, hang = self.answer(fields)
+        status, headers, body, hang = self.answer(fields, raw)
         record = {
             "path": self.path,
             "method": self.command,
@@ -130,6 +141,7 @@ class Handler(BaseHTTPRequestHandler):
             "fields": fields,
             "status": status,
             "start": start,
+            "client_port": self.client_address[1],
         }
         for name, value in fields.items():
             if name != "body-mime":
