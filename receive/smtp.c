@@ -697,6 +697,14 @@ static int smtp_proceed_bdat(struct smtp_session *s, const char *args, const str
                 }
                 s->bdat_open = true;
         }
+        /* A chunk sent with its command in one write is read without a
+         * wait, where the deadline is looked at: a client sending tiny
+         * chunks slowly is held to the minimum rate here. */
+        smtp_set_rate_deadline(s, "BDAT", s->message.start_ms, s->message.bytes_in);
+        if (s->io.deadline_ms && io_now_ms() >= s->io.deadline_ms) {
+                s->bdat_open = false;
+                return smtp_message_lost(s, -ETIME);
+        }
         /* Announced too big: nothing of it is stored. */
         if (s->message.result == DATA_OK &&
             size > s->cfg->max_message_bytes - s->message.machine.size) {
