@@ -834,7 +834,8 @@ static int smtp_command(struct smtp_session *s)
                 s->bad_commands++;
         /* A refused BDAT's chunk follows it all the same. */
         r = c && c->cmd == CMD_BDAT ? smtp_refuse_bdat(s, args, error) : smtp_send(s, error);
-        if (r >= 0 && s->bad_commands >= s->cfg->max_bad_commands) {
+        /* A refusal that ends the session was the last reply. */
+        if (r >= 0 && s->state != STATE_CLOSING && s->bad_commands >= s->cfg->max_bad_commands) {
                 s->state = STATE_CLOSING;
                 r = io_printf(&s->io, REPLY_TOO_MANY_ERRORS "\r\n", s->cfg->hostname);
         }
