@@ -5,6 +5,11 @@
  * (RFC 5321 4.5.2). While in the header, physical lines and Received:
  * fields are counted for the loop and size limits; nothing else is looked
  * at. The caller stores what comes out; the machine never buffers input.
+ *
+ * A BDAT chunk (RFC 3030) goes through the same machine started with
+ * data_init_bdat(): its bytes are the message's, exactly (no dot is
+ * removed and nothing ends the data: the caller counts the chunk's
+ * octets), and only the header is looked at, for the same limits.
  */
 #ifndef HW_DATA_H
 #define HW_DATA_H
@@ -24,6 +29,7 @@ enum data_state {
 
 struct data_machine {
         enum data_state state;
+        bool bdat;                 /* BDAT chunks: no dot-unstuffing, no end */
         bool in_header;
         unsigned header_lines;     /* physical lines of the header */
         unsigned received;         /* Received: fields */
@@ -33,6 +39,8 @@ struct data_machine {
 };
 
 void data_init(struct data_machine *m);
+/* For the chunks of one BDAT transaction, fed in turn. */
+void data_init_bdat(struct data_machine *m);
 
 /* Consumes input until the end of data or of in. Message bytes are written
  * at out + *out_len and counted in *out_len; never more than len of them,
@@ -40,7 +48,8 @@ void data_init(struct data_machine *m);
  * all of them, or fewer when m->state became DATA_STATE_DONE (input after the
  * final dot line is not consumed) or when len bytes were written (a line
  * that began ".\r" and goes on owes the CR it held back: call again with
- * the rest of in). */
+ * the rest of in). Started by data_init_bdat(), it consumes and writes
+ * all of in. */
 size_t data_feed(struct data_machine *m, const char *in, size_t len, char *out, size_t *out_len);
 
 #endif

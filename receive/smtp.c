@@ -48,6 +48,9 @@ static const struct smtp_reply
         reply_mail_parameter = { .text = "555 5.5.4 Unsupported MAIL FROM parameter", .bad_command = true },
         reply_rcpt_parameter = { .text = "555 5.5.4 Unsupported RCPT TO parameter", .bad_command = true },
         reply_parameters_need_ehlo = { .text = "555 5.5.4 MAIL FROM parameters need EHLO", .bad_command = true },
+        /* The chunk's end cannot be found: the session closes after it. */
+        reply_bdat_syntax = { .text = "501 5.5.4 Syntax: BDAT <size> [LAST], closing connection",
+                              .bad_command = true },
 
         reply_not_implemented = { .text = "502 5.5.1 Command not implemented" },
         reply_tls_unavailable = { .text = "502 5.5.1 STARTTLS not available" },
@@ -58,6 +61,9 @@ static const struct smtp_reply
         reply_need_rcpt = { .text = "503 5.5.1 Need RCPT command" },
         reply_tls_active = { .text = "503 5.5.1 TLS already active" },
         reply_tls_in_transaction = { .text = "503 5.5.1 STARTTLS not allowed during a mail transaction" },
+        reply_data_after_bdat = { .text = "503 5.5.1 DATA not allowed after BDAT in the same transaction" },
+        reply_binarymime_needs_bdat = { .text = "503 5.5.1 BODY=BINARYMIME needs BDAT, not DATA" },
+        reply_rcpt_after_bdat = { .text = "503 5.5.1 RCPT not allowed after BDAT in the same transaction" },
         reply_non_ascii_address = { .text = "553 5.6.7 Non-ASCII address without SMTPUTF8" },
         reply_recipient_denied = { .text = "550 5.7.1 Relaying denied: recipient domain not accepted here" },
         reply_too_many_recipients = { .text = "452 4.5.3 Too many recipients" },
@@ -75,11 +81,13 @@ static const struct smtp_reply
 #define REPLY_GREETING "220 %s ESMTP hw-webhook"                              /* host */
 #define REPLY_HELO "250 %s"                                                   /* host */
 #define REPLY_EHLO "250-%s\r\n250-PIPELINING\r\n250-SIZE %" PRIu64 "\r\n" \
-        "250-8BITMIME\r\n250-SMTPUTF8\r\n%s250 ENHANCEDSTATUSCODES"        /* host, size, STARTTLS */
+        "250-8BITMIME\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n250-BINARYMIME\r\n" \
+        "%s250 ENHANCEDSTATUSCODES"                                         /* host, size, STARTTLS */
 #define REPLY_EHLO_STARTTLS "250-STARTTLS\r\n"
-#define REPLY_HELP "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s"
+#define REPLY_HELP "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP%s"
 #define REPLY_HELP_STARTTLS " STARTTLS"
 #define REPLY_QUEUED "250 2.0.0 Ok: queued as %s"                             /* queue id */
+#define REPLY_CHUNK "250 2.0.0 %" PRIu64 " octets received"                  /* BDAT chunk size */
 #define REPLY_CLOSING "221 2.0.0 %s closing connection"                       /* host */
 #define REPLY_TOO_MANY_ERRORS "421 4.7.0 %s Too many errors, closing connection" /* host */
 #define REPLY_IDLE_TIMEOUT "421 4.4.2 %s Timeout exceeded, closing connection"   /* host */
@@ -115,10 +123,14 @@ static void smtp_set_deadline(struct smtp_session *s, const char *what, int64_t 
         io_set_deadline(&s->io, deadline_ms);
 }
 
+static void smtp_bdat_abandon(struct smtp_session *s, const char *why);
+
 static void smtp_transaction_reset(struct smtp_session *s)
 {
+        smtp_bdat_abandon(s, "transaction reset before BDAT LAST");
         envelope_reset(&s->env);
         s->smtputf8 = false;
+        s->binarymime = false;
         s->declared_size = 0;
         s->rcpt_decision_ms = 0;
         s->rcpt_silent = 0;
@@ -190,6 +202,8 @@ static const struct smtp_reply *smtp_check_rcpt(const struct smtp_session *s, co
                 return &reply_need_helo;
         if (s->state != STATE_MAIL && s->state != STATE_RCPT)
                 return &reply_need_mail_before_rcpt;
+        if (s->bdat_open)
+                return &reply_rcpt_after_bdat;
         refusal = smtp_check_path(args, false, path);
         if (refusal)
                 return refusal;
@@ -208,6 +222,27 @@ static const struct smtp_reply *smtp_check_data(const struct smtp_session *s, co
 {
         if (*args)
                 return &reply_no_args;
+        if (s->state == STATE_CONNECTED)
+                return &reply_need_helo;
+        if (s->state == STATE_HELO)
+                return &reply_need_mail;
+        if (s->state != STATE_RCPT)
+                return &reply_need_rcpt;
+        /* RFC 3030 2: DATA and BDAT do not mix in one transaction. */
+        if (s->bdat_open)
+                return &reply_data_after_bdat;
+        if (s->binarymime)
+                return &reply_binarymime_needs_bdat;
+        return NULL;
+}
+
+static const struct smtp_reply *smtp_check_bdat(const struct smtp_session *s, const char *args, struct smtp_path *path)
+{
+        uint64_t size;
+        bool last;
+
+        if (smtp_parse_bdat(args, &size, &last) < 0)
+                return &reply_bdat_syntax;
         if (s->state == STATE_CONNECTED)
                 return &reply_need_helo;
         if (s->state == STATE_HELO)
@@ -284,6 +319,7 @@ static int smtp_proceed_mail(struct smtp_session *s, const char *args, const str
                 return smtp_send(s, &reply_no_storage);
         strcpy(s->env.sender, path->addr);
         s->smtputf8 = path->smtputf8;
+        s->binarymime = path->body == BODY_BINARYMIME;
         s->declared_size = path->size;
         s->state = STATE_MAIL;
         return smtp_send(s, &reply_sender_ok);
@@ -468,56 +504,54 @@ static void smtp_received_header(struct smtp_session *s, char *buf, size_t size,
         *len = n < 0 ? 0 : (size_t)n >= size ? size - 1 : (size_t)n;
 }
 
-enum data_result {
-        DATA_OK,
-        DATA_TOO_BIG,
-        DATA_TOO_MANY_HOPS,
-        DATA_TOO_MANY_HEADER_LINES,
-};
-
-/* Reads the message to the final dot into the open item; an over-limit
- * message is still read to its end so the client stays in step. */
-static int smtp_read_data(struct smtp_session *s, enum data_result *result)
+/* A slow client keeps the idle timeout plus the time its bytes earn at the
+ * minimum rate, and no more (what: "DATA" or "BDAT"). */
+static void smtp_set_rate_deadline(struct smtp_session *s, const char *what, int64_t start_ms,
+                                   uint64_t bytes_in)
 {
-        struct data_machine m;
-        bool storing = true;
-        const int64_t start_ms = io_now_ms();
-        uint64_t bytes_in = 0;
+        if (s->cfg->data_min_rate)
+                smtp_set_deadline(s, what, start_ms + (int64_t)s->cfg->idle_timeout_ms +
+                                  (int64_t)(bytes_in * 1000 / s->cfg->data_min_rate));
+        else
+                smtp_set_deadline(s, "session", s->session_deadline_ms);
+}
 
-        data_init(&m);
-        *result = DATA_OK;
-        while (m.state != DATA_STATE_DONE) {
+/* Reads message bytes into the open item: to the final dot (DATA), or
+ * left octets (a BDAT chunk). Once a limit is passed the item is gone and
+ * the rest is only counted: the client is read to the end so it stays in
+ * step. */
+static int smtp_read_message(struct smtp_session *s, uint64_t left)
+{
+        struct smtp_message *msg = &s->message;
+        const char *what = msg->machine.bdat ? "BDAT" : "DATA";
+
+        while (msg->machine.state != DATA_STATE_DONE && left > 0) {
                 const char *in;
                 size_t avail, used, produced = 0;
                 int r;
 
-                /* A slow client keeps the idle timeout plus the time its
-                 * bytes earn at the minimum rate, and no more. */
-                if (s->cfg->data_min_rate)
-                        smtp_set_deadline(s, "DATA", start_ms + (int64_t)s->cfg->idle_timeout_ms +
-                                          (int64_t)(bytes_in * 1000 / s->cfg->data_min_rate));
-                else
-                        smtp_set_deadline(s, "session", s->session_deadline_ms);
+                smtp_set_rate_deadline(s, what, msg->start_ms, msg->bytes_in);
                 r = io_peek(&s->io, &in, &avail);
                 if (r < 0)
                         return r;
-                used = data_feed(&m, in, avail, s->data_out, &produced);
+                if (avail > left)
+                        avail = (size_t)left;
+                used = data_feed(&msg->machine, in, avail, s->data_out, &produced);
                 io_consume(&s->io, used);
-                bytes_in += used;
-                if (*result == DATA_OK) {
-                        if (m.size > s->cfg->max_message_bytes)
-                                *result = DATA_TOO_BIG;
-                        else if (m.received > s->cfg->max_received)
-                                *result = DATA_TOO_MANY_HOPS;
-                        else if (m.header_lines > s->cfg->max_header_lines)
-                                *result = DATA_TOO_MANY_HEADER_LINES;
-                        if (*result != DATA_OK) {
-                                /* Free the space now; the rest is only counted. */
+                msg->bytes_in += used;
+                left -= used;
+                if (msg->result == DATA_OK) {
+                        if (msg->machine.size > s->cfg->max_message_bytes)
+                                msg->result = DATA_TOO_BIG;
+                        else if (msg->machine.received > s->cfg->max_received)
+                                msg->result = DATA_TOO_MANY_HOPS;
+                        else if (msg->machine.header_lines > s->cfg->max_header_lines)
+                                msg->result = DATA_TOO_MANY_HEADER_LINES;
+                        /* Free the space now; the rest is only counted. */
+                        if (msg->result != DATA_OK)
                                 spool_abort(&s->item);
-                                storing = false;
-                        }
                 }
-                if (storing)
+                if (msg->result == DATA_OK)
                         spool_write(&s->item, s->data_out, produced);
                 else
                         s->item.bytes += produced;
@@ -625,11 +659,12 @@ answer:
         return io_printf(&s->io, "%s\r\n", reply);
 }
 
-static int smtp_proceed_data(struct smtp_session *s, const char *args, const struct smtp_path *path)
+/* S1: a new item in tmp/ with our Received: header, and the message
+ * machine ready for DATA or for BDAT chunks. */
+static int smtp_message_open(struct smtp_session *s, bool bdat)
 {
         char received[1024];
         size_t len;
-        enum data_result result;
         struct timespec now;
         int r;
 
@@ -637,26 +672,150 @@ static int smtp_proceed_data(struct smtp_session *s, const char *args, const str
         s->env.received_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
         /* An id made at RCPT for the decision API is kept. */
         r = s->env.id[0] ? 0 : spool_new_id(s->env.id);
-        /* S1: the file exists before the 354, so a full disk is said early. */
         if (r >= 0)
                 r = spool_create(s->spool, &s->env, &s->item);
         if (r < 0) {
                 log_msg(LOG_ERR, "cannot create a spool item: %s", strerror(-r));
-                smtp_transaction_reset(s);
-                return smtp_send(s, smtp_spool_error_reply(r));
+                return r;
         }
         smtp_received_header(s, received, sizeof(received), &len);
         spool_write(&s->item, received, len);
+        if (bdat)
+                data_init_bdat(&s->message.machine);
+        else
+                data_init(&s->message.machine);
+        s->message.result = DATA_OK;
+        s->message.start_ms = io_now_ms();
+        s->message.bytes_in = 0;
+        return 0;
+}
+
+/* The client vanished or timed out mid-message: nothing was acknowledged. */
+static int smtp_message_lost(struct smtp_session *s, int error)
+{
+        spool_abort(&s->item);
+        smtp_log_transaction(s, s->item.bytes, "aborted", "", strerror(-error));
+        return error;
+}
+
+static int smtp_proceed_data(struct smtp_session *s, const char *args, const struct smtp_path *path)
+{
+        /* The file exists before the 354, so a full disk is said early. */
+        int r = smtp_message_open(s, false);
+
+        if (r < 0) {
+                smtp_transaction_reset(s);
+                return smtp_send(s, smtp_spool_error_reply(r));
+        }
         r = smtp_send(s, &reply_data_go_ahead);
         if (r >= 0)
-                r = smtp_read_data(s, &result);
-        if (r < 0) {
-                /* The client vanished or timed out mid-DATA: nothing was acknowledged. */
-                spool_abort(&s->item);
-                smtp_log_transaction(s, s->item.bytes, "aborted", "", strerror(-r));
-                return r;
+                r = smtp_read_message(s, UINT64_MAX);
+        if (r < 0)
+                return smtp_message_lost(s, r);
+        return smtp_finish_message(s, s->message.result);
+}
+
+/* BDAT (RFC 3030). The chunk's octets follow the command line whatever
+ * the reply, so every answer is given after they are read: a chunk is
+ * never taken for commands. A chunk that would pass the size limit is
+ * read and dropped, then answered 552 (RFC 3030 2: the sender learns of
+ * an error only after its chunk, and must be able to stop cleanly), as an
+ * over-size DATA is read to its dot. The transaction ends at a refused
+ * chunk; chunks the client had pipelined after it get 503 and are dropped
+ * the same way. */
+
+/* Reads and drops size octets of a refused chunk. */
+static int smtp_bdat_discard(struct smtp_session *s, uint64_t size)
+{
+        const int64_t start_ms = io_now_ms();
+        uint64_t done = 0;
+
+        while (done < size) {
+                const char *in;
+                size_t avail;
+                int r;
+
+                smtp_set_rate_deadline(s, "BDAT", start_ms, done);
+                r = io_peek(&s->io, &in, &avail);
+                if (r < 0)
+                        return r;
+                if (avail > size - done)
+                        avail = (size_t)(size - done);
+                io_consume(&s->io, avail);
+                done += avail;
         }
-        return smtp_finish_message(s, result);
+        return 0;
+}
+
+/* The refusals of check: the chunk is read and dropped first. A size that
+ * does not parse leaves nothing to find the next command by: the session
+ * ends after the reply. */
+static int smtp_refuse_bdat(struct smtp_session *s, const char *args, const struct smtp_reply *reply)
+{
+        uint64_t size;
+        bool last;
+        int r = 0;
+
+        if (smtp_parse_bdat(args, &size, &last) < 0)
+                s->state = STATE_CLOSING;
+        else
+                r = smtp_bdat_discard(s, size);
+        return r < 0 ? r : smtp_send(s, reply);
+}
+
+/* Between chunks the item waits in tmp/; a transaction reset (RSET, EHLO)
+ * or the end of the session removes it, unacknowledged. */
+static void smtp_bdat_abandon(struct smtp_session *s, const char *why)
+{
+        if (!s->bdat_open)
+                return;
+        s->bdat_open = false;
+        spool_abort(&s->item);
+        smtp_log_transaction(s, s->item.bytes, "aborted", "", why);
+}
+
+static int smtp_proceed_bdat(struct smtp_session *s, const char *args, const struct smtp_path *path)
+{
+        uint64_t size;
+        bool last;
+        int r;
+
+        /* Parsed by smtp_check_bdat already. */
+        smtp_parse_bdat(args, &size, &last);
+        if (!s->bdat_open) {
+                r = smtp_message_open(s, true);
+                if (r < 0) {
+                        const struct smtp_reply *reply = smtp_spool_error_reply(r);
+
+                        smtp_transaction_reset(s);
+                        return smtp_refuse_bdat(s, args, reply);
+                }
+                s->bdat_open = true;
+        }
+        /* A chunk sent with its command in one write is read without a
+         * wait, where the deadline is looked at: a client sending tiny
+         * chunks slowly is held to the minimum rate here. */
+        smtp_set_rate_deadline(s, "BDAT", s->message.start_ms, s->message.bytes_in);
+        if (s->io.deadline_ms && io_now_ms() >= s->io.deadline_ms) {
+                s->bdat_open = false;
+                return smtp_message_lost(s, -ETIME);
+        }
+        /* Announced too big: nothing of it is stored. */
+        if (s->message.result == DATA_OK &&
+            size > s->cfg->max_message_bytes - s->message.machine.size) {
+                s->message.result = DATA_TOO_BIG;
+                spool_abort(&s->item);
+        }
+        r = smtp_read_message(s, size);
+        if (r < 0) {
+                s->bdat_open = false;
+                return smtp_message_lost(s, r);
+        }
+        if (!last && s->message.result == DATA_OK)
+                return io_printf(&s->io, REPLY_CHUNK "\r\n", size);
+        /* The last chunk, or a refused one: the message ends as after DATA's dot. */
+        s->bdat_open = false;
+        return smtp_finish_message(s, s->message.result);
 }
 
 static const struct smtp_command smtp_commands[] = {
@@ -673,6 +832,7 @@ static const struct smtp_command smtp_commands[] = {
         { CMD_STARTTLS, smtp_check_starttls, smtp_proceed_starttls, true },
         { CMD_EXPN, smtp_check_any, smtp_proceed_not_implemented, false },
         { CMD_AUTH, smtp_check_any, smtp_proceed_not_implemented, false },
+        { CMD_BDAT, smtp_check_bdat, smtp_proceed_bdat, false },
 };
 
 static const struct smtp_command *smtp_command_find(enum smtp_cmd cmd)
@@ -767,8 +927,10 @@ static int smtp_command(struct smtp_session *s)
                 return c->proceed(s, args, &path);
         if (error->bad_command)
                 s->bad_commands++;
-        r = smtp_send(s, error);
-        if (r >= 0 && s->bad_commands >= s->cfg->max_bad_commands) {
+        /* A refused BDAT's chunk follows it all the same. */
+        r = c && c->cmd == CMD_BDAT ? smtp_refuse_bdat(s, args, error) : smtp_send(s, error);
+        /* A refusal that ends the session was the last reply. */
+        if (r >= 0 && s->state != STATE_CLOSING && s->bad_commands >= s->cfg->max_bad_commands) {
                 s->state = STATE_CLOSING;
                 r = io_printf(&s->io, REPLY_TOO_MANY_ERRORS "\r\n", s->cfg->hostname);
         }
@@ -781,6 +943,7 @@ int smtp_session_run(struct smtp_session *s)
 
         while (r >= 0 && s->state != STATE_CLOSING)
                 r = smtp_command(s);
+        smtp_bdat_abandon(s, "session ended before BDAT LAST");
         if (r == -ETIMEDOUT)
                 io_printf(&s->io, REPLY_IDLE_TIMEOUT "\r\n", s->cfg->hostname);
         if (r == -ETIME) {

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "data.h"
 #include "io.h"
 #include "module_api.h"
 #include "smtp_parse.h"
@@ -54,6 +55,23 @@ struct smtp_hooks {
                                              char *reason, size_t reason_size);
 };
 
+/* What the limits found in the message so far: the first one passed. */
+enum data_result {
+        DATA_OK,
+        DATA_TOO_BIG,
+        DATA_TOO_MANY_HOPS,
+        DATA_TOO_MANY_HEADER_LINES,
+};
+
+/* The message arriving in the item: by DATA in one command, or by BDAT
+ * chunks across commands (RFC 3030). */
+struct smtp_message {
+        struct data_machine machine;
+        enum data_result result;
+        int64_t start_ms;          /* io_now_ms() when its first byte was awaited */
+        uint64_t bytes_in;         /* bytes read from the client, for the minimum rate */
+};
+
 struct smtp_session {
         const struct hw_config *cfg;
         struct spool *spool;
@@ -64,6 +82,8 @@ struct smtp_session {
         bool tls_usable;           /* the tls_usable hook said yes */
         bool tls_active;
         bool smtputf8;             /* this transaction */
+        bool binarymime;           /* this transaction: MAIL BODY=BINARYMIME, so BDAT only */
+        bool bdat_open;            /* BDAT chunks are in the item in tmp/, LAST not yet */
         uint64_t declared_size;    /* MAIL FROM SIZE= */
         unsigned bad_commands;
         unsigned transactions;
@@ -74,6 +94,7 @@ struct smtp_session {
         struct envelope env;       /* helo, remote and tls persist across RSET */
         struct io io;
         struct spool_item item;
+        struct smtp_message message;
         char line[HW_CMD_MAX_LIMIT + 1];
         char data_out[HW_IO_BUFFER];   /* DATA after unstuffing, on its way to the spool */
 };

@@ -28,6 +28,7 @@ static const struct {
         { CMD_STARTTLS, "STARTTLS" },
         { CMD_EXPN, "EXPN" },
         { CMD_AUTH, "AUTH" },
+        { CMD_BDAT, "BDAT" },
 };
 
 enum smtp_cmd smtp_parse_command(const char *line, const char **args)
@@ -154,6 +155,8 @@ static int smtp_parse_param(const char *param, size_t len, struct smtp_path *out
                         out->body = BODY_7BIT;
                 else if (strcasecmp(value, "8BITMIME") == 0)
                         out->body = BODY_8BITMIME;
+                else if (strcasecmp(value, "BINARYMIME") == 0)
+                        out->body = BODY_BINARYMIME;
                 else
                         return -EPROTO;
                 return 0;
@@ -216,6 +219,31 @@ int smtp_parse_path(const char *args, bool is_sender, struct smtp_path *out)
         if (!is_sender && strcasecmp(out->addr, "postmaster") == 0)
                 return 0;
         return smtp_address_valid(out->addr, true) ? 0 : -EINVAL;
+}
+
+int smtp_parse_bdat(const char *args, uint64_t *size, bool *last)
+{
+        const char *p = args;
+        uint64_t v = 0;
+
+        /* Digits only: strtoull would take a sign or leading spaces. */
+        if (*p < '0' || *p > '9')
+                return -EINVAL;
+        for (; *p >= '0' && *p <= '9'; p++) {
+                unsigned digit = (unsigned)(*p - '0');
+
+                if (v > (UINT64_MAX - digit) / 10)
+                        return -ERANGE;
+                v = v * 10 + digit;
+        }
+        if (*p == '\0')
+                *last = false;
+        else if (strcasecmp(p, " LAST") == 0)
+                *last = true;
+        else
+                return -EINVAL;
+        *size = v;
+        return 0;
 }
 
 /* Copies the next field of a PROXY line, ended by one space (or, for the

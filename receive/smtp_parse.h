@@ -24,11 +24,13 @@ enum smtp_cmd {
         CMD_STARTTLS,
         CMD_EXPN,           /* known, refused with 502 */
         CMD_AUTH,           /* known, refused with 502: nobody logs in here */
+        CMD_BDAT,           /* RFC 3030 CHUNKING */
 };
 
 enum mail_body {
         BODY_7BIT,
         BODY_8BITMIME,
+        BODY_BINARYMIME,    /* RFC 3030: only BDAT may carry it */
 };
 
 /* What MAIL FROM and RCPT TO carry. */
@@ -47,6 +49,11 @@ enum smtp_cmd smtp_parse_command(const char *line, const char **args);
  * Returns 0, -EINVAL for a bad address, -ENAMETOOLONG for a too long one,
  * -EPROTO for an unknown or bad parameter. <> is allowed only for senders. */
 int smtp_parse_path(const char *args, bool is_sender, struct smtp_path *out);
+
+/* Parses the argument of BDAT: "<size>" or "<size> LAST" (RFC 3030),
+ * size in decimal digits only. Returns 0, -ERANGE when size does not fit
+ * in 64 bits, -EINVAL otherwise. */
+int smtp_parse_bdat(const char *args, uint64_t *size, bool *last);
 
 /* Checks an address's syntax; 8-bit bytes only when utf8 is allowed. */
 bool smtp_address_valid(const char *addr, bool allow_utf8);

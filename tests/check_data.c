@@ -1,5 +1,6 @@
 /* Unit tests of receive/data.c, the DATA byte machine: end of data,
- * dot-unstuffing, smuggling, header counting, whatever the chunking. */
+ * dot-unstuffing, smuggling, header counting, whatever the chunking; and
+ * the same machine for BDAT chunks, which stores every byte as it came. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,15 +9,19 @@
 #include "data.h"
 #include "unit.h"
 
-/* Runs the DATA machine over input split in chunks of `step` bytes.
- * Returns the produced message; *consumed is how much input was used. */
-static char *feed(const char *in, size_t len, size_t step, size_t *out_len, size_t *consumed,
-                  struct data_machine *m)
+/* Runs the DATA machine (the BDAT one with bdat) over input split in
+ * chunks of `step` bytes. Returns the produced message; *consumed is how
+ * much input was used. */
+static char *feed_mode(const char *in, size_t len, size_t step, size_t *out_len, size_t *consumed,
+                       struct data_machine *m, bool bdat)
 {
         char *out = malloc(len + 1);
         size_t used = 0;
 
-        data_init(m);
+        if (bdat)
+                data_init_bdat(m);
+        else
+                data_init(m);
         *out_len = 0;
         while (used < len && m->state != DATA_STATE_DONE) {
                 size_t n = len - used < step ? len - used : step, produced = 0;
@@ -33,6 +38,12 @@ static char *feed(const char *in, size_t len, size_t step, size_t *out_len, size
         out[*out_len] = '\0';
         *consumed = used;
         return out;
+}
+
+static char *feed(const char *in, size_t len, size_t step, size_t *out_len, size_t *consumed,
+                  struct data_machine *m)
+{
+        return feed_mode(in, len, step, out_len, consumed, m, false);
 }
 
 /* The same input must give the same result whatever the chunking. */
@@ -122,6 +133,47 @@ START_TEST(test_data_header_counting)
 }
 END_TEST
 
+/* BDAT: the chunks are the message. Nothing ends it, no dot goes, bare
+ * CR and LF and NUL stay, whatever the chunking (a chunk boundary may
+ * split a line or its CR LF). */
+START_TEST(test_bdat_bytes_exact)
+{
+        static const char in[] = "Subject: b\r\n\r\n.\r\n..two\r\n.\r\na\nb\rc\0d\r\n.";
+        static const size_t steps[] = { 1, 2, 3, 7, 4096 };
+
+        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+                struct data_machine m;
+                size_t out_len, consumed;
+                char *out = feed_mode(in, sizeof(in) - 1, steps[i], &out_len, &consumed, &m, true);
+
+                ck_assert_uint_eq(consumed, sizeof(in) - 1);
+                ck_assert_uint_eq(out_len, sizeof(in) - 1);
+                ck_assert(memcmp(out, in, out_len) == 0);
+                ck_assert_int_ne(m.state, DATA_STATE_DONE);
+                ck_assert_uint_eq(m.size, out_len);
+                ck_assert(!m.in_header);
+                free(out);
+        }
+}
+END_TEST
+
+/* The header is counted as for DATA, so the same limits hold; a line
+ * that starts with a dot is a line like any other. */
+START_TEST(test_bdat_header_counting)
+{
+        struct data_machine m;
+        size_t out_len, consumed;
+        const char *in = "Received: a\r\n.Received: no\r\nreceived: b\r\n\r\nReceived: body\r\n";
+        char *out = feed_mode(in, strlen(in), 3, &out_len, &consumed, &m, true);
+
+        ck_assert_uint_eq(m.received, 2);
+        ck_assert_uint_eq(m.header_lines, 3);
+        ck_assert(!m.in_header);
+        ck_assert_str_eq(out, in);
+        free(out);
+}
+END_TEST
+
 static Suite *data_suite(void)
 {
         Suite *s = suite_create("data");
@@ -131,6 +183,8 @@ static Suite *data_suite(void)
         tcase_add_test(tc, test_data_smuggling_does_not_end);
         tcase_add_test(tc, test_data_output_never_exceeds_input);
         tcase_add_test(tc, test_data_header_counting);
+        tcase_add_test(tc, test_bdat_bytes_exact);
+        tcase_add_test(tc, test_bdat_header_counting);
         suite_add_tcase(s, tc);
         return s;
 }

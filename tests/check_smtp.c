@@ -27,7 +27,9 @@ START_TEST(test_command_parse)
         ck_assert_int_eq(smtp_parse_command("QUITX", &args), CMD_UNKNOWN);
         ck_assert_int_eq(smtp_parse_command("DATAX", &args), CMD_UNKNOWN);
         ck_assert_int_eq(smtp_parse_command("starttls", &args), CMD_STARTTLS);
-        ck_assert_int_eq(smtp_parse_command("BDAT 10", &args), CMD_UNKNOWN);
+        ck_assert_int_eq(smtp_parse_command("BDAT 10", &args), CMD_BDAT);
+        ck_assert_str_eq(args, "10");
+        ck_assert_int_eq(smtp_parse_command("BDATX 10", &args), CMD_UNKNOWN);
         ck_assert_int_eq(smtp_parse_command("", &args), CMD_UNKNOWN);
 }
 END_TEST
@@ -45,6 +47,9 @@ START_TEST(test_path_parse)
         ck_assert_uint_eq(p.size, 1000);
         ck_assert_int_eq(p.body, BODY_8BITMIME);
         ck_assert(p.smtputf8);
+        ck_assert_int_eq(smtp_parse_path("<a@b.c> BODY=binarymime", true, &p), 0);
+        ck_assert_int_eq(p.body, BODY_BINARYMIME);
+        ck_assert_int_eq(smtp_parse_path("<a@b.c> BODY=BINARY", true, &p), -EPROTO);
         ck_assert_int_eq(smtp_parse_path("<a@b.c> FOO=1", true, &p), -EPROTO);
         ck_assert_int_eq(smtp_parse_path("<a@b.c> SIZE=1", false, &p), -EPROTO);
         ck_assert_int_eq(smtp_parse_path("<@r1,@r2:u@d.e>", false, &p), 0);
@@ -75,6 +80,34 @@ START_TEST(test_path_parse)
         long_addr[0] = '<';
         strcpy(long_addr + 300, "@x.y>");
         ck_assert_int_eq(smtp_parse_path(long_addr, false, &p), -ENAMETOOLONG);
+}
+END_TEST
+
+START_TEST(test_bdat_parse)
+{
+        static const char *const bad[] = {
+                "", " 1", "+1", "-1", "0x10", "1 ", "1  LAST", "1 LAST ", "1 LASTX", "1 MORE",
+                "1 LAST x", "1\tLAST", "LAST", "1,000",
+        };
+        uint64_t size = 7;
+        bool last = true;
+
+        ck_assert_int_eq(smtp_parse_bdat("0 LAST", &size, &last), 0);
+        ck_assert_uint_eq(size, 0);
+        ck_assert(last);
+        ck_assert_int_eq(smtp_parse_bdat("1024", &size, &last), 0);
+        ck_assert_uint_eq(size, 1024);
+        ck_assert(!last);
+        ck_assert_int_eq(smtp_parse_bdat("0010 last", &size, &last), 0);
+        ck_assert_uint_eq(size, 10);
+        ck_assert(last);
+        ck_assert_int_eq(smtp_parse_bdat("18446744073709551615", &size, &last), 0);
+        ck_assert_uint_eq(size, UINT64_MAX);
+        /* A size that does not fit is not taken modulo anything. */
+        ck_assert_int_eq(smtp_parse_bdat("18446744073709551616", &size, &last), -ERANGE);
+        ck_assert_int_eq(smtp_parse_bdat("99999999999999999999999 LAST", &size, &last), -ERANGE);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                ck_assert_msg(smtp_parse_bdat(bad[i], &size, &last) == -EINVAL, "BDAT '%s' accepted", bad[i]);
 }
 END_TEST
 
@@ -150,11 +183,13 @@ START_TEST(test_validators)
                          "552 5.3.4 Message size exceeds fixed maximum message size");
         ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<a@b.c>", &p)->text, "503 5.5.1 Need MAIL before RCPT");
         ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p)->text, "503 5.5.1 Need MAIL command");
+        ck_assert_str_eq(smtp_check(s, CMD_BDAT, "5", &p)->text, "503 5.5.1 Need MAIL command");
         ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<j\xc3\xb6rg@b.c>", &p)->text,
                          "553 5.6.7 Non-ASCII address without SMTPUTF8");
         s->state = STATE_MAIL;
         ck_assert_str_eq(smtp_check(s, CMD_MAIL, "<a@b.c>", &p)->text, "503 5.5.1 Nested MAIL command");
         ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p)->text, "503 5.5.1 Need RCPT command");
+        ck_assert_str_eq(smtp_check(s, CMD_BDAT, "0 LAST", &p)->text, "503 5.5.1 Need RCPT command");
         ck_assert_ptr_null(smtp_check(s, CMD_RCPT, "<x@y.z>", &p));
         envelope_add_rcpt(&s->env, "x@y.z");
         envelope_add_rcpt(&s->env, "x2@y.z");
@@ -168,12 +203,32 @@ START_TEST(test_validators)
         s->state = STATE_RCPT;
         ck_assert_ptr_null(smtp_check(s, CMD_DATA, "", &p));
         ck_assert_str_eq(smtp_check(s, CMD_DATA, "x", &p)->text, "501 5.5.4 No arguments allowed");
+        ck_assert_ptr_null(smtp_check(s, CMD_BDAT, "5", &p));
+        ck_assert_ptr_null(smtp_check(s, CMD_BDAT, "0 LAST", &p));
+        ck_assert_str_eq(smtp_check(s, CMD_BDAT, "x", &p)->text,
+                         "501 5.5.4 Syntax: BDAT <size> [LAST], closing connection");
+        ck_assert_str_eq(smtp_check(s, CMD_BDAT, "18446744073709551616", &p)->text,
+                         "501 5.5.4 Syntax: BDAT <size> [LAST], closing connection");
+        /* Chunks under way: DATA and RCPT are out of sequence (RFC 3030 2). */
+        s->bdat_open = true;
+        ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p)->text,
+                         "503 5.5.1 DATA not allowed after BDAT in the same transaction");
+        ck_assert_str_eq(smtp_check(s, CMD_RCPT, "<x@example.com>", &p)->text,
+                         "503 5.5.1 RCPT not allowed after BDAT in the same transaction");
+        ck_assert_ptr_null(smtp_check(s, CMD_BDAT, "5 LAST", &p));
+        s->bdat_open = false;
+        /* BODY=BINARYMIME goes by BDAT only. */
+        s->binarymime = true;
+        ck_assert_str_eq(smtp_check(s, CMD_DATA, "", &p)->text, "503 5.5.1 BODY=BINARYMIME needs BDAT, not DATA");
+        ck_assert_ptr_null(smtp_check(s, CMD_BDAT, "5 LAST", &p));
+        s->binarymime = false;
         ck_assert_str_eq(smtp_check(s, CMD_STARTTLS, "", &p)->text, "502 5.5.1 STARTTLS not available");
         ck_assert_str_eq(smtp_check(s, CMD_HELO, "", &p)->text, "501 5.5.4 Syntax: HELO/EHLO hostname");
         /* Syntax errors count toward SMTP_MAX_BAD_COMMANDS; refusals by
          * state or policy do not. */
         ck_assert(smtp_check(s, CMD_HELO, "", &p)->bad_command);
         ck_assert(smtp_check(s, CMD_DATA, "x", &p)->bad_command);
+        ck_assert(smtp_check(s, CMD_BDAT, "-1", &p)->bad_command);
         ck_assert(smtp_check(s, CMD_RCPT, "<x@", &p)->bad_command);
         ck_assert(!smtp_check(s, CMD_STARTTLS, "", &p)->bad_command);
         ck_assert(!smtp_check(s, CMD_RCPT, "<x@example.net>", &p)->bad_command);
@@ -258,18 +313,24 @@ START_TEST(test_tls_verdict_asked_once)
         ck_assert_uint_eq(tls_usable_calls, 1);
         ck_assert_ptr_nonnull(strstr(peer.out, "\r\n503 5.5.1 Send HELO or EHLO first\r\n"));
         ck_assert_ptr_nonnull(strstr(peer.out, "\r\n250-STARTTLS\r\n"));
-        ck_assert_ptr_nonnull(strstr(peer.out, "\r\n214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET "
+        ck_assert_ptr_nonnull(strstr(peer.out, "\r\n214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET "
                                      "NOOP QUIT VRFY HELP STARTTLS\r\n"));
         ck_assert_ptr_nonnull(strstr(peer.out, "\r\n501 5.5.4 No arguments allowed\r\n"));
 }
 END_TEST
 
+/* The same message by DATA and by BDAT chunks: both end in the same commit. */
+static const char *const fault_inputs[] = {
+        "EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"
+        "DATA\r\nSubject: t\r\n\r\nhello\r\n.\r\nQUIT\r\n",
+        "EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"
+        "BDAT 13\r\nSubject: t\r\n\r\nBDAT 7 LAST\r\nhello\r\nQUIT\r\n",
+};
+
 /* Runs one whole SMTP session in this process with the spool failing as
  * told; returns the server's output. */
-static char *session_with_fault(int fail, int error)
+static char *session_with_fault(const char *input, int fail, int error)
 {
-        const char *input = "EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"
-                            "DATA\r\nSubject: t\r\n\r\nhello\r\n.\r\nQUIT\r\n";
         static struct smtp_session session;
         struct hw_config cfg;
         struct spool s;
@@ -327,15 +388,17 @@ START_TEST(test_session_disk_faults)
                 { FAIL_RENAME, EIO, "451 4.3.0 Local error in processing, try again later" },
         };
 
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                char *reply = session_with_fault(cases[i].fail, cases[i].error);
+        for (size_t k = 0; k < sizeof(fault_inputs) / sizeof(fault_inputs[0]); k++) {
+                for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                        char *reply = session_with_fault(fault_inputs[k], cases[i].fail, cases[i].error);
 
-                ck_assert_msg(strstr(reply, cases[i].reply), "case %zu: no '%s' in:\n%s", i,
-                              cases[i].reply, reply);
-                if (cases[i].fail != FAIL_NONE)
-                        ck_assert_ptr_null(strstr(reply, "250 2.0.0 Ok: queued"));
-                ck_assert_ptr_nonnull(strstr(reply, "221 2.0.0"));
-                free(reply);
+                        ck_assert_msg(strstr(reply, cases[i].reply), "input %zu case %zu: no '%s' in:\n%s",
+                                      k, i, cases[i].reply, reply);
+                        if (cases[i].fail != FAIL_NONE)
+                                ck_assert_ptr_null(strstr(reply, "250 2.0.0 Ok: queued"));
+                        ck_assert_ptr_nonnull(strstr(reply, "221 2.0.0"));
+                        free(reply);
+                }
         }
 }
 END_TEST
@@ -347,6 +410,7 @@ static Suite *smtp_suite(void)
 
         tcase_add_test(tc, test_command_parse);
         tcase_add_test(tc, test_path_parse);
+        tcase_add_test(tc, test_bdat_parse);
         tcase_add_test(tc, test_address_utf8);
         tcase_add_test(tc, test_proxy_v1);
         suite_add_tcase(s, tc);

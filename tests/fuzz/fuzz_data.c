@@ -3,8 +3,11 @@
  * must give the same message bytes, consume the same input and end in the
  * same machine state. abort() on any difference.
  *
- * Input: byte 0's low 3 bits say how many chunking bytes (0-7) follow it;
- * the rest is the DATA stream as the client sends it. A chunking byte c
+ * Input: byte 0's low 3 bits say how many chunking bytes (0-7) follow it,
+ * and its bit 3 (0x08: '8' to '?') picks the machine of BDAT chunks
+ * (data_init_bdat) instead of DATA's; the rest is the stream as the client
+ * sends it. The BDAT machine must also give back exactly its input, all of
+ * it consumed, and never end. A chunking byte c
  * gives a chunk of (c & 0x1f) + 1 bytes ('@' 1, 'A' 2, ... '_' 32), or of
  * ((c & 0x7f) + 1) * 64 bytes when its top bit is set; they are used in
  * turn. No chunking byte: one byte at a time.
@@ -16,6 +19,7 @@
  * *out_len is 0 for the whole feed, 0-3 for the chunked one), so ASan
  * sees any byte more. A call on input that is not done makes progress: it consumes or
  * produces, and no two calls in a row consume nothing. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "data.h"
@@ -61,11 +65,14 @@ static size_t fuzz_call(struct fuzz_run *run, const uint8_t *in, size_t len, siz
  * nsizes is 0) until the machine is done or the input is used up. The
  * chunked feed also starts *out_len past 0 (0-3 bytes). */
 static void fuzz_feed(struct fuzz_run *run, const uint8_t *body, size_t len,
-                      const size_t *sizes, size_t nsizes)
+                      const size_t *sizes, size_t nsizes, bool bdat)
 {
         unsigned idle = 0;
 
-        data_init(&run->m);
+        if (bdat)
+                data_init_bdat(&run->m);
+        else
+                data_init(&run->m);
         run->out = malloc(len + 1);
         FUZZ_CHECK(run->out);
         run->out_len = 0;
@@ -82,6 +89,11 @@ static void fuzz_feed(struct fuzz_run *run, const uint8_t *body, size_t len,
         }
         FUZZ_CHECK(run->m.size == run->out_len);
         FUZZ_CHECK(run->out_len <= run->consumed);
+        if (bdat) {
+                FUZZ_CHECK(run->consumed == len && run->out_len == len);
+                FUZZ_CHECK(len == 0 || memcmp(run->out, body, len) == 0);
+                FUZZ_CHECK(run->m.state != DATA_STATE_DONE);
+        }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -89,10 +101,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t sizes[7], nsizes, skip;
         struct fuzz_run whole, chunked;
         static const size_t one = 1;
+        bool bdat;
 
         if (size == 0)
                 return 0;
         nsizes = data[0] & 7;
+        bdat = (data[0] & 8) != 0;
         if (size < 1 + nsizes)
                 return 0;
         for (size_t k = 0; k < nsizes; k++) {
@@ -102,11 +116,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         skip = 1 + nsizes;
 
-        fuzz_feed(&whole, data + skip, size - skip, NULL, 0);
+        fuzz_feed(&whole, data + skip, size - skip, NULL, 0, bdat);
         if (nsizes)
-                fuzz_feed(&chunked, data + skip, size - skip, sizes, nsizes);
+                fuzz_feed(&chunked, data + skip, size - skip, sizes, nsizes, bdat);
         else
-                fuzz_feed(&chunked, data + skip, size - skip, &one, 1);
+                fuzz_feed(&chunked, data + skip, size - skip, &one, 1, bdat);
 
         FUZZ_CHECK(whole.consumed == chunked.consumed);
         FUZZ_CHECK(whole.out_len == chunked.out_len);

@@ -1,14 +1,18 @@
 /* libFuzzer target: an SMTP command line as the client sends it, through
  * smtp_parse_command, smtp_parse_path (as sender and as recipient),
- * smtp_address_valid and smtp_printable.
+ * smtp_parse_bdat, smtp_address_valid and smtp_printable.
  *
  * Checked beyond "no crash": the arguments pointer stays inside the line
  * and follows the verb; a parsed address is NUL-terminated inside its
  * buffer, valid unless it is <> or Postmaster, and carries parameters
  * only for senders; an address valid without SMTPUTF8 is 7-bit and also
- * valid with it; printable output is printable ASCII of the right length. */
+ * valid with it; printable output is printable ASCII of the right length;
+ * a BDAT size is taken only from plain decimal digits, gives back their
+ * value, and "too large" means more than 19 digits. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -36,6 +40,34 @@ static void fuzz_path(const char *args, bool is_sender)
         /* RCPT TO takes no parameters. */
         if (!is_sender)
                 FUZZ_CHECK(p.size == 0 && p.body == BODY_7BIT && !p.smtputf8);
+}
+
+static void fuzz_bdat(const char *args)
+{
+        uint64_t size;
+        bool last;
+        int r = smtp_parse_bdat(args, &size, &last);
+        size_t digits = strspn(args, "0123456789");
+        const char *value = args;
+        char back[24];
+
+        FUZZ_CHECK(r == 0 || r == -EINVAL || r == -ERANGE);
+        /* Every number of 19 digits fits in 64 bits. */
+        if (r == -ERANGE)
+                FUZZ_CHECK(digits > 19);
+        if (r < 0)
+                return;
+        FUZZ_CHECK(digits > 0);
+        if (args[digits] == '\0')
+                FUZZ_CHECK(!last);
+        else
+                FUZZ_CHECK(last && strcasecmp(args + digits, " LAST") == 0);
+        /* The value printed back is the digits without their leading zeros. */
+        while (*value == '0' && value + 1 < args + digits)
+                value++;
+        snprintf(back, sizeof(back), "%" PRIu64, size);
+        FUZZ_CHECK(strlen(back) == (size_t)(args + digits - value) &&
+                   memcmp(back, value, strlen(back)) == 0);
 }
 
 static void fuzz_address(const char *addr)
@@ -90,6 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_path(args, true);
         fuzz_path(args, false);
         fuzz_path(line, true);
+        fuzz_bdat(args);
         fuzz_address(args);
         fuzz_address(line);
         fuzz_printable(line);

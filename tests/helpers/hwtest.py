@@ -260,12 +260,17 @@ MESSAGE = (b"From: =?UTF-8?B?SsO2cmc=?= <jorg@example.net>\r\n"
            b"\"quotes\" and \\backslash\\ and a tab\t.\r\n")
 
 
-def dialogue(messages, sender="alice@example.net", rcpts=("bob@example.com", "carol@example.com")):
+def dialogue(messages, sender="alice@example.net", rcpts=("bob@example.com", "carol@example.com"),
+             bdat=False):
     out = b"EHLO client.test\r\n"
     for msg in messages:
         out += b"MAIL FROM:<" + sender.encode() + b">\r\n"
         for r in rcpts:
             out += b"RCPT TO:<" + r.encode() + b">\r\n"
+        if bdat:
+            # RFC 3030: one chunk, exactly the message's bytes.
+            out += b"BDAT %d LAST\r\n" % len(msg) + msg
+            continue
         # Dot-stuffing is the client's job.
         stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in msg.split(b"\r\n"))
         out += b"DATA\r\n" + stuffed + (b"" if stuffed.endswith(b"\r\n") else b"\r\n") + b".\r\n"
@@ -312,10 +317,10 @@ class Spools:
 
 
 def receive(spool, url, messages, mode=None, token=None, timeout_ms=5000, sender="alice@example.net",
-            limit=30, remote="192.0.2.7", script=None, extra_env=None):
+            limit=30, remote="192.0.2.7", script=None, extra_env=None, bdat=False):
     """One session of hw-receive asking the decision server at url: the
-    client sends dialogue(messages, sender), or script (bytes) when given,
-    all at once; extra_env adds settings."""
+    client sends dialogue(messages, sender, bdat), or script (bytes) when
+    given, all at once; extra_env adds settings."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HW_ALLOW_ROOT": "1",
@@ -335,7 +340,8 @@ def receive(spool, url, messages, mode=None, token=None, timeout_ms=5000, sender
         env["WEBHOOK_DECISION_TOKEN"] = token
     env.update(extra_env or {})
     start = time.monotonic()
-    out, stderr, _ = run_dialogue(RECEIVE, env, script if script is not None else dialogue(messages, sender),
+    out, stderr, _ = run_dialogue(RECEIVE, env,
+                                  script if script is not None else dialogue(messages, sender, bdat=bdat),
                                   limit)
     elapsed = time.monotonic() - start
     replies = out.decode("ascii", "replace").split("\r\n")

@@ -5,7 +5,7 @@ Every session is a real hw-receive process on one end of a socketpair (fd 0
 and 1, inetd style) with its own spool, fed a random or mutated dialogue:
 binary garbage, NUL bytes, bare CR and LF, lines of up to 1 MB, pipelined
 junk, valid transactions mixed with junk, dot-stuffing edge cases split at
-read boundaries, STARTTLS at odd moments (a certificate made by certtool at
+read boundaries, BDAT chunks of random sizes, STARTTLS at odd moments (a certificate made by certtool at
 run time), PROXY headers good, bad, truncated and oversized (with
 SMTP_PROXY_TRUSTED set), mutations of the dialogues in tests/transcripts/,
 and slow clients that stall or drip (with short deadlines).
@@ -19,8 +19,9 @@ the checks after each session are exact:
     replies the client received, each a well-formed item; tmp/ and the
     other spool directories are empty;
   - where the dialogue makes it certain (lock-step transactions), the stored
-    message is the body the client sent, unstuffed, after our Received:
-    header, and a trusted PROXY header's address is the one recorded;
+    message is the body the client sent, unstuffed (by BDAT: as it was),
+    after our Received: header, and a trusted PROXY header's address is
+    the one recorded;
   - nothing sent in plain text after STARTTLS is acted upon.
 
 Sessions are deterministic per seed (timing aside). A failing session is
@@ -76,6 +77,7 @@ IO_BUFFER = 65536   # hw-receive's read buffer (lib/hw_limits.h HW_IO_BUFFER)
 CATEGORIES = [      # (name, weight)
     ("garbage", 10), ("lines", 16), ("pipeline", 16), ("lockstep", 12),
     ("dotstuff", 12), ("mutate", 18), ("proxy", 7), ("starttls", 8), ("slow", 1),
+    ("bdat", 8),
 ]
 
 
@@ -410,6 +412,42 @@ def gen_dotstuff(g):
     return {}, acts + end_actions(g)
 
 
+def gen_bdat(g):
+    """A message in BDAT chunks (RFC 3030) of random sizes, zero included,
+    made of dot and line-end edge cases and binary bytes, sent cut at
+    random places: stored exactly as sent, no dot removed."""
+    r = g.r
+    body = b" BODY=BINARYMIME" if g.chance(0.5) else b""
+    acts = [["send", b"EHLO c.example\r\nMAIL FROM:<a@example.net>" + body +
+             b"\r\nRCPT TO:<b@example.com>\r\n"], ["wait", 5, {"line": rb"^250 2\.1\.5 "}]]
+    pieces = []
+    for _ in range(r.randint(0, 12)):
+        c = r.random()
+        if c < 0.5:
+            pieces.append(r.choice(DOT_EDGES))
+        elif c < 0.8:
+            pieces.append(g.word(0, 20, b"ab.\r\n \0"))
+        else:
+            pieces.append(g.raw(r.randint(1, 40)))
+    if r.random() < 0.1:
+        pieces.append(b"z" * (IO_BUFFER + r.randint(-3, 3)))
+    payload = b"".join(pieces)
+    chunks, pos = [], 0
+    while pos < len(payload) or not chunks:
+        n = r.choice([0, 1, 2, 3, r.randint(0, 100), len(payload) - pos])
+        chunks.append(payload[pos:pos + n])
+        pos += len(chunks[-1])
+        if r.random() < 0.15:
+            chunks.append(b"")
+    stream = b"".join(b"BDAT %d\r\n" % len(c) + c for c in chunks[:-1])
+    stream += b"BDAT %d LAST\r\n" % len(chunks[-1]) + chunks[-1]
+    acts += split_sends(g, stream, 8)
+    acts.append(["wait", 10, {"line": rb"^[0-9]{3} (?!2\.0\.0 [0-9]+ octets)", "body": payload}])
+    if r.random() < 0.5:
+        acts += lockstep_tx(g)
+    return {}, acts + end_actions(g)
+
+
 def proxy_header(g):
     """(header bytes, the address it should set or None when it is bad)."""
     r = g.r
@@ -658,6 +696,7 @@ def gen_mutate(g):
 
 GENERATORS = {"garbage": gen_garbage, "lines": gen_lines, "pipeline": gen_pipeline,
               "lockstep": gen_lockstep, "dotstuff": gen_dotstuff, "mutate": gen_mutate,
+              "bdat": gen_bdat,
               "proxy": gen_proxy, "starttls": gen_starttls, "slow": gen_slow}
 
 
