@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -120,6 +121,59 @@ static int deliver_seek_cb(void *userdata, curl_off_t offset, int origin)
         return CURL_SEEKFUNC_OK;
 }
 
+/* Of the answer's header, only Retry-After is kept (printable ASCII,
+ * trimmed, bounded); a new status line (an interim 1xx) starts afresh. */
+static size_t deliver_header_cb(char *line, size_t size, size_t nitems, void *userdata)
+{
+        static const char name[] = "Retry-After:";
+        struct deliver_job *job = userdata;
+        size_t len = size * nitems, o = 0;
+
+        if (len >= 5 && strncmp(line, "HTTP/", 5) == 0)
+                job->retry_after[0] = '\0';
+        if (len < sizeof(name) - 1 || strncasecmp(line, name, sizeof(name) - 1) != 0)
+                return len;
+        for (size_t i = sizeof(name) - 1; i < len && o + 1 < sizeof(job->retry_after); i++)
+                if ((line[i] > ' ' && line[i] < 0x7f) || (line[i] == ' ' && o > 0))
+                        job->retry_after[o++] = line[i];
+        while (o > 0 && job->retry_after[o - 1] == ' ')
+                o--;
+        job->retry_after[o] = '\0';
+        return len;
+}
+
+/* This attempt's request headers: the common ones, the delivery id, and
+ * the Standard Webhooks signature when there is one. */
+static struct curl_slist *deliver_job_headers(const struct curl_slist *common, const struct deliver_job *job)
+{
+        const struct sign_standard *std = job->standard;
+        struct curl_slist *list = NULL, *h;
+        char line[128 + SIGN_STANDARD_LEN];
+
+        for (; common; common = common->next)
+                if (!(h = curl_slist_append(list, common->data)))
+                        goto fail;
+                else
+                        list = h;
+#define DELIVER_ADD(...) do { \
+                snprintf(line, sizeof(line), __VA_ARGS__); \
+                if (!(h = curl_slist_append(list, line))) \
+                        goto fail; \
+                list = h; \
+        } while (0)
+        DELIVER_ADD(DELIVER_ID_HEADER ": %s", job->delivery_id);
+        if (std) {
+                DELIVER_ADD("webhook-id: %s", job->delivery_id);
+                DELIVER_ADD("webhook-timestamp: %s", std->timestamp);
+                DELIVER_ADD("webhook-signature: %s", std->signature);
+        }
+#undef DELIVER_ADD
+        return list;
+fail:
+        curl_slist_free_all(list);
+        return NULL;
+}
+
 /* The webhook's answer body is not used. */
 static size_t deliver_discard_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -137,6 +191,7 @@ static int deliver_easy_setup(struct deliver *d, CURL *easy, struct curl_slist *
         r |= deliver_setopt(easy, CURLOPT_READFUNCTION, deliver_read_cb);
         r |= deliver_setopt(easy, CURLOPT_SEEKFUNCTION, deliver_seek_cb);
         r |= deliver_setopt(easy, CURLOPT_WRITEFUNCTION, deliver_discard_cb);
+        r |= deliver_setopt(easy, CURLOPT_HEADERFUNCTION, deliver_header_cb);
         r |= deliver_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
         if (http_policy_apply(easy, timeout, "hw-flush/" HW_VERSION, d->ca_file, &refused) < 0) {
                 log_msg(LOG_ERR, "libcurl refused %s", refused);
@@ -321,6 +376,10 @@ int deliver_start(struct deliver *d, struct deliver_job *job)
         job->read_error = 0;
         job->error[0] = '\0';
         job->location[0] = '\0';
+        job->retry_after[0] = '\0';
+        job->headers = deliver_job_headers(deliver_headers, job);
+        if (!job->headers)
+                return -ENOMEM;
 
         r |= deliver_setopt(easy, CURLOPT_URL, t->url);
         if (t->user) {
@@ -334,12 +393,16 @@ int deliver_start(struct deliver *d, struct deliver_job *job)
         r |= deliver_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)payload_size(job->payload));
         r |= deliver_setopt(easy, CURLOPT_READDATA, job);
         r |= deliver_setopt(easy, CURLOPT_SEEKDATA, job);
+        r |= deliver_setopt(easy, CURLOPT_HEADERDATA, job);
+        r |= deliver_setopt(easy, CURLOPT_HTTPHEADER, (struct curl_slist *)job->headers);
         r |= deliver_setopt(easy, CURLOPT_ERRORBUFFER, job->error);
         r |= deliver_setopt(easy, CURLOPT_PRIVATE, job);
-        if (r)
-                return -EINVAL;
-        if (curl_multi_add_handle(d->multi, easy) != CURLM_OK)
-                return -ENOMEM;
+        if (r || curl_multi_add_handle(d->multi, easy) != CURLM_OK) {
+                deliver_setopt(easy, CURLOPT_HTTPHEADER, deliver_headers);
+                curl_slist_free_all(job->headers);
+                job->headers = NULL;
+                return r ? -EINVAL : -ENOMEM;
+        }
         job->easy = easy;
         d->nfree--;
         d->active++;
@@ -364,6 +427,10 @@ static struct deliver_job *deliver_finish(struct deliver *d, CURL *easy, CURLcod
         curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
         curl_easy_setopt(easy, CURLOPT_READDATA, NULL);
         curl_easy_setopt(easy, CURLOPT_SEEKDATA, NULL);
+        curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, deliver_headers);
+        curl_slist_free_all(job->headers);
+        job->headers = NULL;
         job->easy = NULL;
         d->free_easy[d->nfree++] = easy;
         d->active--;
