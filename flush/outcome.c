@@ -10,7 +10,7 @@
 
 #define OUTCOME_AGE_WORDS "; retry age exceeded"
 
-int64_t outcome_next_due(const struct hw_config *cfg, int64_t received_ms,
+int64_t outcome_next_due(const struct hw_config *cfg, int64_t age_from_ms,
                          unsigned attempts, int64_t now_ms, uint64_t wait_ms)
 {
         uint64_t delay = cfg->retry_interval_ms;
@@ -23,9 +23,9 @@ int64_t outcome_next_due(const struct hw_config *cfg, int64_t received_ms,
         if (delay > cfg->retry_max_interval_ms)
                 delay = cfg->retry_max_interval_ms;
         due = now_ms + (int64_t)delay;
-        if (cfg->max_retry_age_ms == 0 || received_ms < 0)
+        if (cfg->max_retry_age_ms == 0 || age_from_ms < 0)
                 return due;
-        limit = received_ms + (int64_t)cfg->max_retry_age_ms;
+        limit = age_from_ms + (int64_t)cfg->max_retry_age_ms;
         if (now_ms >= limit)
                 return -1;
         return due < limit ? due : limit;
@@ -161,7 +161,7 @@ void outcome_decide(const struct hw_config *cfg, const struct outcome_attempt *a
         outcome_describe(a, o->what, sizeof(o->what));
         if (o->verdict != OUTCOME_RETRY)
                 return;
-        o->due_ms = outcome_next_due(cfg, a->received_ms, o->attempts, a->now_ms, outcome_wait(a));
+        o->due_ms = outcome_next_due(cfg, a->age_from_ms, o->attempts, a->now_ms, outcome_wait(a));
         if (o->due_ms < 0) {
                 size_t n = strlen(o->what);
 

@@ -21,8 +21,12 @@
  *   the envelope cannot be read: any     dead            S3 -> S5
  *     other error (the item is not one)
  *
- * A retry whose time would pass MAX_RETRY_AGE_MS (counted from receipt;
- * 5 days unless set) is dead instead: "retry age exceeded". So a consumer
+ * A retry whose time would pass MAX_RETRY_AGE_MS (5 days unless set) is
+ * dead instead: "retry age exceeded". The age counts from the item's first
+ * attempt (from receipt when an older version left it unrecorded): mail
+ * held while WEBHOOK_URL was unset or hw-flush was stopped gets its whole
+ * retry age once delivery starts, and so does a requeued dead letter, whose
+ * first attempt starts anew (lib/spool.h). So a consumer
  * that refuses one message for ever (a 400 for its encoding, say) does
  * not keep it in deferred/ for ever: it becomes a dead letter, logged,
  * counted by hw-flush --status and requeueable. T is RETRY_INTERVAL_MS doubled
@@ -54,7 +58,7 @@ struct outcome_attempt {
         const char *location;             /* a 3xx's Location, or NULL */
         const char *retry_after;          /* the Retry-After header, or NULL */
         unsigned attempts_before;         /* attempts made before this one */
-        int64_t received_ms;              /* receipt time, -1 if unknown */
+        int64_t age_from_ms;              /* when the retry age starts, -1 if unknown */
         int64_t now_ms;
 };
 
@@ -78,7 +82,7 @@ void outcome_decide(const struct hw_config *cfg, const struct outcome_attempt *a
  * the doubling delay after `attempts` failures or wait_ms if longer (what
  * the webhook asked for; 0 if nothing), capped, and never past the retry
  * age (the last try is at the age limit). */
-int64_t outcome_next_due(const struct hw_config *cfg, int64_t received_ms,
+int64_t outcome_next_due(const struct hw_config *cfg, int64_t age_from_ms,
                          unsigned attempts, int64_t now_ms, uint64_t wait_ms);
 
 /* The wait a Retry-After value asks for (RFC 9110 10.2.3: delay-seconds,

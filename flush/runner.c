@@ -149,7 +149,7 @@ static void runner_conclude(struct runner *r, struct runner_job *job, struct out
         int e;
 
         a->attempts_before = job->entry.attempts;
-        a->received_ms = spool_id_time_ms(job->entry.id);
+        a->age_from_ms = job->entry.first_ms > 0 ? job->entry.first_ms : spool_id_time_ms(job->entry.id);
         a->now_ms = runner_now_ms();
         outcome_decide(r->cfg, a, &o);
         r->stats->attempted++;

@@ -367,7 +367,7 @@ const struct config_setting config_settings[] = {
           .help = "cap of the retry delay" },
         { "MAX_RETRY_AGE_MS", CONFIG_NUMBER, CONFIG_STR(HW_MAX_RETRY_AGE_MS_DEFAULT),
           CONFIG_FIELD(max_retry_age_ms), .min = 0, .max = 100 * CONFIG_YEAR_MS,
-          .help = "dead-letter mail still not delivered this long after receipt (5 days); 0 = retry forever (`WEBHOOK_DEAD_STATUSES` still dead-letter)" },
+          .help = "dead-letter mail still not delivered this long after its first attempt (5 days); 0 = retry forever (`WEBHOOK_DEAD_STATUSES` still dead-letter)" },
         { "FLUSH_CONCURRENCY", CONFIG_NUMBER, CONFIG_STR(HW_CONCURRENCY_DEFAULT), CONFIG_FIELD(concurrency),
           .min = 1, .max = HW_CONCURRENCY_LIMIT,
           .help = "parallel webhook POSTs (1..256)" },

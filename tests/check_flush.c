@@ -263,20 +263,20 @@ START_TEST(test_outcome_table)
                   1, 31000, "local error: Input/output error" },
                 { { .cause = OUTCOME_ENVELOPE, .errno_value = -EBADMSG, .attempts_before = 3,
                     .now_ms = 1000 }, OUTCOME_DEAD, 3, 0, "unreadable item: Bad message" },
-                /* The retry age, counted from receipt: the last try is at the limit. */
-                { { .cause = OUTCOME_HTTP, .status = 503, .attempts_before = 5, .received_ms = 0,
+                /* The retry age, counted from the first attempt: the last try is at the limit. */
+                { { .cause = OUTCOME_HTTP, .status = 503, .attempts_before = 5, .age_from_ms = 0,
                     .now_ms = 590000 }, OUTCOME_RETRY, 6, 600000, "HTTP 503" },
-                { { .cause = OUTCOME_HTTP, .status = 503, .received_ms = 0, .now_ms = 600000 },
+                { { .cause = OUTCOME_HTTP, .status = 503, .age_from_ms = 0, .now_ms = 600000 },
                   OUTCOME_DEAD, 1, 0, "HTTP 503; retry age exceeded" },
-                { { .cause = OUTCOME_TRANSPORT, .error = "Timeout was reached", .received_ms = 0,
+                { { .cause = OUTCOME_TRANSPORT, .error = "Timeout was reached", .age_from_ms = 0,
                     .now_ms = 700000 }, OUTCOME_DEAD, 1, 0, "Timeout was reached; retry age exceeded" },
                 /* A 2xx or a 406 past the age is still what it is. */
-                { { .cause = OUTCOME_HTTP, .status = 200, .received_ms = 0, .now_ms = 700000 },
+                { { .cause = OUTCOME_HTTP, .status = 200, .age_from_ms = 0, .now_ms = 700000 },
                   OUTCOME_DELIVERED, 1, 0, "" },
-                { { .cause = OUTCOME_HTTP, .status = 406, .received_ms = 0, .now_ms = 700000 },
+                { { .cause = OUTCOME_HTTP, .status = 406, .age_from_ms = 0, .now_ms = 700000 },
                   OUTCOME_DEAD, 1, 0, "HTTP 406" },
-                /* Receipt time unknown: no age limit applies. */
-                { { .cause = OUTCOME_HTTP, .status = 500, .received_ms = -1, .now_ms = 700000 },
+                /* Its start unknown: no age limit applies. */
+                { { .cause = OUTCOME_HTTP, .status = 500, .age_from_ms = -1, .now_ms = 700000 },
                   OUTCOME_RETRY, 1, 730000, "HTTP 500" },
                 /* 409 is a failure unless added to WEBHOOK_DELIVERED_STATUSES. */
                 { { .cause = OUTCOME_HTTP, .status = 409, .now_ms = 1000 }, OUTCOME_RETRY, 1, 31000,
@@ -287,9 +287,9 @@ START_TEST(test_outcome_table)
                   OUTCOME_RETRY, 1, 121000, "HTTP 429, Retry-After: 120" },
                 { { .cause = OUTCOME_HTTP, .status = 503, .retry_after = "5", .attempts_before = 2,
                     .now_ms = 1000 }, OUTCOME_RETRY, 3, 121000, "HTTP 503, Retry-After: 5" },
-                { { .cause = OUTCOME_HTTP, .status = 503, .retry_after = "86400", .received_ms = -1,
+                { { .cause = OUTCOME_HTTP, .status = 503, .retry_after = "86400", .age_from_ms = -1,
                     .now_ms = 1000 }, OUTCOME_RETRY, 1, 3601000, "HTTP 503, Retry-After: 86400" },
-                { { .cause = OUTCOME_HTTP, .status = 429, .retry_after = "86400", .received_ms = 0,
+                { { .cause = OUTCOME_HTTP, .status = 429, .retry_after = "86400", .age_from_ms = 0,
                     .now_ms = 1000 }, OUTCOME_RETRY, 1, 600000, "HTTP 429, Retry-After: 86400" },
                 { { .cause = OUTCOME_HTTP, .status = 429, .retry_after = "soon", .now_ms = 1000 },
                   OUTCOME_RETRY, 1, 31000, "HTTP 429, Retry-After: soon" },
