@@ -9,6 +9,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,36 +144,51 @@ static size_t deliver_header_cb(char *line, size_t size, size_t nitems, void *us
         return len;
 }
 
+/* Appends one header line to *list: false when it does not fit or there
+ * is no memory (what was appended stays, for the caller to free). */
+static bool deliver_header_add(struct curl_slist **list, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static bool deliver_header_add(struct curl_slist **list, const char *fmt, ...)
+{
+        char line[DELIVER_HEADER_MAX];
+        struct curl_slist *h;
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        if (n < 0 || (size_t)n >= sizeof(line))
+                return false;
+        h = curl_slist_append(*list, line);
+        if (!h)
+                return false;
+        *list = h;
+        return true;
+}
+
 /* This attempt's request headers: the common ones, the delivery id, and
- * the Standard Webhooks signature when there is one. */
+ * the Standard Webhooks signature when there is one; NULL on failure. */
 static struct curl_slist *deliver_job_headers(const struct curl_slist *common, const struct deliver_job *job)
 {
         const struct sign_standard *std = job->standard;
-        struct curl_slist *list = NULL, *h;
-        char line[128 + SIGN_STANDARD_LEN];
+        struct curl_slist *list = NULL;
+        bool ok = true;
 
-        for (; common; common = common->next)
-                if (!(h = curl_slist_append(list, common->data)))
-                        goto fail;
-                else
-                        list = h;
-#define DELIVER_ADD(...) do { \
-                snprintf(line, sizeof(line), __VA_ARGS__); \
-                if (!(h = curl_slist_append(list, line))) \
-                        goto fail; \
-                list = h; \
-        } while (0)
-        DELIVER_ADD(DELIVER_ID_HEADER ": %s", job->delivery_id);
-        if (std) {
-                DELIVER_ADD("webhook-id: %s", job->delivery_id);
-                DELIVER_ADD("webhook-timestamp: %s", std->timestamp);
-                DELIVER_ADD("webhook-signature: %s", std->signature);
+        for (; common && ok; common = common->next)
+                ok = deliver_header_add(&list, "%s", common->data);
+        if (ok && job->delivery_id)
+                ok = deliver_header_add(&list, DELIVER_ID_HEADER ": %s", job->delivery_id);
+        if (ok && std && job->delivery_id)
+                ok = deliver_header_add(&list, "webhook-id: %s", job->delivery_id) &&
+                     deliver_header_add(&list, "webhook-timestamp: %s", std->timestamp) &&
+                     deliver_header_add(&list, "webhook-signature: %s", std->signature);
+        if (!ok) {
+                curl_slist_free_all(list);
+                return NULL;
         }
-#undef DELIVER_ADD
         return list;
-fail:
-        curl_slist_free_all(list);
-        return NULL;
 }
 
 /* The webhook's answer body is not used. */

@@ -11,6 +11,7 @@
 #define DELIVER_ERROR_MAX 256             /* libcurl's CURL_ERROR_SIZE */
 #define DELIVER_LOCATION_MAX 512
 #define DELIVER_RETRY_AFTER_MAX 64        /* an HTTP-date is 29 characters */
+#define DELIVER_HEADER_MAX 512            /* one request header line */
 /* The delivery id, the same on every attempt: the queue id. */
 #define DELIVER_ID_HEADER "X-Hw-Delivery-Id"
 
