@@ -9,9 +9,12 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -120,6 +123,74 @@ static int deliver_seek_cb(void *userdata, curl_off_t offset, int origin)
         return CURL_SEEKFUNC_OK;
 }
 
+/* Of the answer's header, only Retry-After is kept (printable ASCII,
+ * trimmed, bounded); a new status line (an interim 1xx) starts afresh. */
+static size_t deliver_header_cb(char *line, size_t size, size_t nitems, void *userdata)
+{
+        static const char name[] = "Retry-After:";
+        struct deliver_job *job = userdata;
+        size_t len = size * nitems, o = 0;
+
+        if (len >= 5 && strncmp(line, "HTTP/", 5) == 0)
+                job->retry_after[0] = '\0';
+        if (len < sizeof(name) - 1 || strncasecmp(line, name, sizeof(name) - 1) != 0)
+                return len;
+        for (size_t i = sizeof(name) - 1; i < len && o + 1 < sizeof(job->retry_after); i++)
+                if ((line[i] > ' ' && line[i] < 0x7f) || (line[i] == ' ' && o > 0))
+                        job->retry_after[o++] = line[i];
+        while (o > 0 && job->retry_after[o - 1] == ' ')
+                o--;
+        job->retry_after[o] = '\0';
+        return len;
+}
+
+/* Appends one header line to *list: false when it does not fit or there
+ * is no memory (what was appended stays, for the caller to free). */
+static bool deliver_header_add(struct curl_slist **list, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static bool deliver_header_add(struct curl_slist **list, const char *fmt, ...)
+{
+        char line[DELIVER_HEADER_MAX];
+        struct curl_slist *h;
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        if (n < 0 || (size_t)n >= sizeof(line))
+                return false;
+        h = curl_slist_append(*list, line);
+        if (!h)
+                return false;
+        *list = h;
+        return true;
+}
+
+/* This attempt's request headers: the common ones, the delivery id, and
+ * the Standard Webhooks signature when there is one; NULL on failure. */
+static struct curl_slist *deliver_job_headers(const struct curl_slist *common, const struct deliver_job *job)
+{
+        const struct sign_standard *std = job->standard;
+        struct curl_slist *list = NULL;
+        bool ok = true;
+
+        for (; common && ok; common = common->next)
+                ok = deliver_header_add(&list, "%s", common->data);
+        if (ok && job->delivery_id)
+                ok = deliver_header_add(&list, DELIVER_ID_HEADER ": %s", job->delivery_id);
+        if (ok && std && job->delivery_id)
+                ok = deliver_header_add(&list, "webhook-id: %s", job->delivery_id) &&
+                     deliver_header_add(&list, "webhook-timestamp: %s", std->timestamp) &&
+                     deliver_header_add(&list, "webhook-signature: %s", std->signature);
+        if (!ok) {
+                curl_slist_free_all(list);
+                return NULL;
+        }
+        return list;
+}
+
 /* The webhook's answer body is not used. */
 static size_t deliver_discard_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -137,6 +208,7 @@ static int deliver_easy_setup(struct deliver *d, CURL *easy, struct curl_slist *
         r |= deliver_setopt(easy, CURLOPT_READFUNCTION, deliver_read_cb);
         r |= deliver_setopt(easy, CURLOPT_SEEKFUNCTION, deliver_seek_cb);
         r |= deliver_setopt(easy, CURLOPT_WRITEFUNCTION, deliver_discard_cb);
+        r |= deliver_setopt(easy, CURLOPT_HEADERFUNCTION, deliver_header_cb);
         r |= deliver_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
         if (http_policy_apply(easy, timeout, "hw-flush/" HW_VERSION, d->ca_file, &refused) < 0) {
                 log_msg(LOG_ERR, "libcurl refused %s", refused);
@@ -321,6 +393,10 @@ int deliver_start(struct deliver *d, struct deliver_job *job)
         job->read_error = 0;
         job->error[0] = '\0';
         job->location[0] = '\0';
+        job->retry_after[0] = '\0';
+        job->headers = deliver_job_headers(deliver_headers, job);
+        if (!job->headers)
+                return -ENOMEM;
 
         r |= deliver_setopt(easy, CURLOPT_URL, t->url);
         if (t->user) {
@@ -334,12 +410,16 @@ int deliver_start(struct deliver *d, struct deliver_job *job)
         r |= deliver_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)payload_size(job->payload));
         r |= deliver_setopt(easy, CURLOPT_READDATA, job);
         r |= deliver_setopt(easy, CURLOPT_SEEKDATA, job);
+        r |= deliver_setopt(easy, CURLOPT_HEADERDATA, job);
+        r |= deliver_setopt(easy, CURLOPT_HTTPHEADER, (struct curl_slist *)job->headers);
         r |= deliver_setopt(easy, CURLOPT_ERRORBUFFER, job->error);
         r |= deliver_setopt(easy, CURLOPT_PRIVATE, job);
-        if (r)
-                return -EINVAL;
-        if (curl_multi_add_handle(d->multi, easy) != CURLM_OK)
-                return -ENOMEM;
+        if (r || curl_multi_add_handle(d->multi, easy) != CURLM_OK) {
+                deliver_setopt(easy, CURLOPT_HTTPHEADER, deliver_headers);
+                curl_slist_free_all(job->headers);
+                job->headers = NULL;
+                return r ? -EINVAL : -ENOMEM;
+        }
         job->easy = easy;
         d->nfree--;
         d->active++;
@@ -364,6 +444,10 @@ static struct deliver_job *deliver_finish(struct deliver *d, CURL *easy, CURLcod
         curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
         curl_easy_setopt(easy, CURLOPT_READDATA, NULL);
         curl_easy_setopt(easy, CURLOPT_SEEKDATA, NULL);
+        curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, deliver_headers);
+        curl_slist_free_all(job->headers);
+        job->headers = NULL;
         job->easy = NULL;
         d->free_easy[d->nfree++] = easy;
         d->active--;

@@ -6,9 +6,14 @@
 
 #include "config.h"
 #include "payload.h"
+#include "sign.h"
 
 #define DELIVER_ERROR_MAX 256             /* libcurl's CURL_ERROR_SIZE */
 #define DELIVER_LOCATION_MAX 512
+#define DELIVER_RETRY_AFTER_MAX 64        /* an HTTP-date is 29 characters */
+#define DELIVER_HEADER_MAX 512            /* one request header line */
+/* The delivery id, the same on every attempt: the queue id. */
+#define DELIVER_ID_HEADER "X-Hw-Delivery-Id"
 
 /* A webhook URL split for use: user information goes to Basic auth and
  * never into url, which is what logs and dead-letter reasons show. */
@@ -25,6 +30,8 @@ struct deliver_job {
         /* set by the caller */
         const struct deliver_target *target;
         struct payload *payload;
+        const char *delivery_id;          /* DELIVER_ID_HEADER, and webhook-id when signed */
+        const struct sign_standard *standard; /* Standard Webhooks headers, or NULL */
         void *userdata;
         /* the result */
         long status;                      /* HTTP status, 0 without a response */
@@ -32,7 +39,9 @@ struct deliver_job {
         int read_error;                   /* -errno from the payload stream */
         char error[DELIVER_ERROR_MAX];    /* libcurl's words for curl_code */
         char location[DELIVER_LOCATION_MAX]; /* of a 3xx, never followed */
+        char retry_after[DELIVER_RETRY_AFTER_MAX]; /* the answer's Retry-After, "" without */
         void *easy;                       /* deliver.c's */
+        void *headers;                    /* deliver.c's: this attempt's request headers */
 };
 
 struct deliver;

@@ -29,6 +29,7 @@ struct runner_job {
         struct envelope env;
         struct payload_fields fields;
         struct payload payload;
+        struct sign_standard standard;
 };
 
 struct runner {
@@ -148,7 +149,7 @@ static void runner_conclude(struct runner *r, struct runner_job *job, struct out
         int e;
 
         a->attempts_before = job->entry.attempts;
-        a->received_ms = spool_id_time_ms(job->entry.id);
+        a->age_from_ms = job->entry.first_ms > 0 ? job->entry.first_ms : spool_id_time_ms(job->entry.id);
         a->now_ms = runner_now_ms();
         outcome_decide(r->cfg, a, &o);
         r->stats->attempted++;
@@ -185,7 +186,8 @@ static void runner_done(struct deliver_job *dj, void *ctx)
 {
         struct runner *r = ctx;
         struct outcome_attempt a = { .cause = OUTCOME_HTTP, .status = dj->status,
-                                     .location = dj->location };
+                                     .location = dj->location,
+                                     .retry_after = dj->retry_after[0] ? dj->retry_after : NULL };
 
         if (dj->read_error < 0) {
                 a.cause = OUTCOME_READ;
@@ -207,11 +209,28 @@ static const struct deliver_target *runner_route(struct runner *r, const struct 
         return &r->main_target;
 }
 
+static ssize_t runner_read_payload(void *payload, char *buf, size_t len)
+{
+        return payload_read(payload, buf, len);
+}
+
+/* The Standard Webhooks signature needs the whole body before the first
+ * byte is sent: one pass over the stream, then back to its start. */
+static int runner_sign_standard(struct runner *r, struct runner_job *job, int64_t now_sec)
+{
+        int err = sign_standard_make(&job->standard, r->cfg->standard_key, r->cfg->standard_key_len,
+                                     job->entry.id, now_sec, runner_read_payload, &job->payload);
+
+        payload_rewind(&job->payload);
+        return err;
+}
+
 /* Claims e and starts its POST; failures before the POST are decided here. */
 static void runner_start(struct runner *r, struct runner_job *job, const struct spool_entry *e)
 {
         struct sign_fields sig;
         off_t body_offset;
+        int64_t now_sec;
         int err;
 
         memset(&job->dj, 0, sizeof(job->dj));
@@ -245,12 +264,24 @@ static void runner_start(struct runner *r, struct runner_job *job, const struct 
         if (job->fields.header_too_big)
                 log_msg(LOG_WARNING, "%s: header section too large to parse; from, subject and "
                         "message-headers left empty", job->entry.id);
-        err = sign_make(&sig, runner_now_ms() / 1000, r->cfg->signing_key, strlen(r->cfg->signing_key));
+        now_sec = runner_now_ms() / 1000;
+        err = sign_make(&sig, now_sec, r->cfg->signing_key, strlen(r->cfg->signing_key));
         if (err < 0)
                 goto temporary;
         err = payload_init(&job->payload, &job->fields, &sig, job->fd, body_offset);
         if (err < 0)
                 goto temporary;
+        if (r->cfg->standard_key_len) {
+                err = runner_sign_standard(r, job, now_sec);
+                if (err < 0) {
+                        struct outcome_attempt a = { .cause = OUTCOME_READ, .errno_value = err };
+
+                        runner_conclude(r, job, &a);
+                        return;
+                }
+                job->dj.standard = &job->standard;
+        }
+        job->dj.delivery_id = job->entry.id;
         job->dj.target = runner_route(r, &job->env);
         job->dj.payload = &job->payload;
         job->dj.userdata = job;

@@ -16,6 +16,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "base64.h"
+
 static const char *const config_default_roles =
         "abuse,admin,administrator,billing,contact,daemon,help,hostmaster,info,"
         "legal,mail,mailerdaemon,marketing,noc,noreply,nostr,postmaster,privacy,"
@@ -192,6 +194,158 @@ static int config_spool_dir(struct hw_config *cfg, char *err, size_t errlen)
         return 0;
 }
 
+/* WEBHOOK_STANDARD_SECRET: "whsec_" and the key in base64, as Standard
+ * Webhooks consumers are given it; decoded once, here. */
+#define CONFIG_WHSEC_PREFIX "whsec_"
+
+static int config_standard_secret(struct hw_config *cfg, char *err, size_t errlen)
+{
+        const char *text = cfg->standard_secret;
+        const size_t prefix = sizeof(CONFIG_WHSEC_PREFIX) - 1;
+        ssize_t n;
+
+        cfg->standard_key_len = 0;
+        if (!text[0])
+                return 0;
+        if (strncmp(text, CONFIG_WHSEC_PREFIX, prefix) != 0)
+                return config_fail(err, errlen, "WEBHOOK_STANDARD_SECRET: does not start with '"
+                                   CONFIG_WHSEC_PREFIX "' (a Standard Webhooks secret is "
+                                   CONFIG_WHSEC_PREFIX " and the key in base64)");
+        n = base64_decode(text + prefix, strlen(text + prefix), cfg->standard_key, sizeof(cfg->standard_key));
+        if (n == -ENOBUFS || (n >= 0 && n < HW_STANDARD_KEY_MIN))
+                return config_fail(err, errlen, "WEBHOOK_STANDARD_SECRET: the key must be %d to %d bytes "
+                                   "(%d to %d base64 characters after '" CONFIG_WHSEC_PREFIX "')",
+                                   HW_STANDARD_KEY_MIN, HW_STANDARD_KEY_MAX,
+                                   (int)BASE64_ENCODED_LEN(HW_STANDARD_KEY_MIN),
+                                   (int)BASE64_ENCODED_LEN(HW_STANDARD_KEY_MAX));
+        if (n < 0)
+                return config_fail(err, errlen, "WEBHOOK_STANDARD_SECRET: what follows '"
+                                   CONFIG_WHSEC_PREFIX "' is not base64 (A-Z a-z 0-9 + /, "
+                                   "padded with = to a multiple of 4 characters)");
+        cfg->standard_key_len = (size_t)n;
+        return 0;
+}
+
+/*
+ * A status set is a comma list of items, spaces allowed around them:
+ *   a code       409      (100..599)
+ *   a class      4xx      (1xx..5xx, any case of x: every code of it)
+ *   none                  (alone: the empty set)
+ */
+static void config_statuses_add(struct config_statuses *set, unsigned low, unsigned high)
+{
+        for (unsigned c = low; c <= high; c++)
+                set->bits[c / 64] |= UINT64_C(1) << (c % 64);
+}
+
+bool config_status_in(const struct config_statuses *set, long status)
+{
+        if (status < CONFIG_STATUS_LOW || status > CONFIG_STATUS_HIGH)
+                return false;
+        return set->bits[status / 64] >> (status % 64) & 1;
+}
+
+/* Parses text into set, with bit d of classes set for each class dxx
+ * written; what is wrong goes to err, naming the setting. */
+static int config_statuses_parse(const char *name, const char *text, struct config_statuses *set,
+                                 unsigned *classes, char *err, size_t errlen)
+{
+        const char *p = text;
+
+        memset(set, 0, sizeof(*set));
+        *classes = 0;
+        if (strcasecmp(text, "none") == 0)
+                return 0;
+        for (;;) {
+                const char *end = strchr(p, ',');
+                size_t len = end ? (size_t)(end - p) : strlen(p);
+                char item[8];
+
+                while (len && isspace((unsigned char)*p))
+                        p++, len--;
+                while (len && isspace((unsigned char)p[len - 1]))
+                        len--;
+                if (len == 0)
+                        return config_fail(err, errlen, "%s: an empty item in '%s' (write codes such as "
+                                           "409 and classes such as 4xx, separated by commas)", name, text);
+                if (len != 3 || p[0] < '1' || p[0] > '5')
+                        return config_fail(err, errlen, "%s: '%.*s' is not a status code (100..599) or a "
+                                           "class (1xx..5xx)", name, (int)len, p);
+                memcpy(item, p, 3);
+                item[3] = '\0';
+                if (tolower((unsigned char)item[1]) == 'x' && tolower((unsigned char)item[2]) == 'x') {
+                        unsigned low = (unsigned)(item[0] - '0') * 100;
+
+                        config_statuses_add(set, low, low + 99);
+                        *classes |= 1u << (item[0] - '0');
+                } else if (isdigit((unsigned char)item[1]) && isdigit((unsigned char)item[2])) {
+                        unsigned code = (unsigned)atoi(item);
+
+                        config_statuses_add(set, code, code);
+                } else {
+                        return config_fail(err, errlen, "%s: '%s' is not a status code (100..599) or a "
+                                           "class (1xx..5xx)", name, item);
+                }
+                if (!end)
+                        return 0;
+                p = end + 1;
+        }
+}
+
+/* The first code of set within low..high, or 0. */
+static unsigned config_statuses_first(const struct config_statuses *set, unsigned low, unsigned high)
+{
+        for (unsigned c = low; c <= high; c++)
+                if (config_status_in(set, c))
+                        return c;
+        return 0;
+}
+
+/* What a dead letter can follow: an answer that is not a delivery. */
+static int config_dead_statuses(struct hw_config *cfg, char *err, size_t errlen)
+{
+        unsigned bad, classes;
+        int r = config_statuses_parse("WEBHOOK_DEAD_STATUSES", cfg->dead_statuses_text,
+                                      &cfg->dead_statuses, &classes, err, errlen);
+
+        if (r < 0)
+                return r;
+        if ((bad = config_statuses_first(&cfg->dead_statuses, 100, 299)))
+                return config_fail(err, errlen, "WEBHOOK_DEAD_STATUSES: %u is not a refusal (only 3xx, "
+                                   "4xx and 5xx answers can make a dead letter)", bad);
+        return 0;
+}
+
+/* Every 2xx is a delivery; beyond them, only single 4xx codes (a 409 for
+ * a delivery id already taken): a class, or a 3xx or 5xx, would count a
+ * wrong URL or a broken consumer as a delivery and lose the message. */
+static int config_delivered_statuses(struct hw_config *cfg, char *err, size_t errlen)
+{
+        const struct config_statuses *set = &cfg->delivered_statuses;
+        unsigned bad, classes;
+        int r = config_statuses_parse("WEBHOOK_DELIVERED_STATUSES", cfg->delivered_statuses_text,
+                                      &cfg->delivered_statuses, &classes, err, errlen);
+
+        if (r < 0)
+                return r;
+        for (unsigned c = 200; c <= 299; c++)
+                if (!config_status_in(set, c))
+                        return config_fail(err, errlen, "WEBHOOK_DELIVERED_STATUSES: leaves out %u; every "
+                                           "2xx is a delivery (write 2xx and add codes: 2xx,409)", c);
+        if ((bad = config_statuses_first(set, 100, 199)) || (bad = config_statuses_first(set, 300, 399)) ||
+            (bad = config_statuses_first(set, 500, 599)))
+                return config_fail(err, errlen, "WEBHOOK_DELIVERED_STATUSES: %u cannot mean delivered "
+                                   "(only 2xx and single 4xx codes such as 409 can)", bad);
+        if (classes & 1u << 4)
+                return config_fail(err, errlen, "WEBHOOK_DELIVERED_STATUSES: 4xx would count a wrong URL "
+                                   "(404) as a delivery; name the codes (such as 409)");
+        for (unsigned c = 400; c <= 499; c++)
+                if (config_status_in(set, c) && config_status_in(&cfg->dead_statuses, c))
+                        return config_fail(err, errlen, "WEBHOOK_DELIVERED_STATUSES and "
+                                           "WEBHOOK_DEAD_STATUSES both hold %u", c);
+        return 0;
+}
+
 #define CONFIG_STR_(x) #x
 #define CONFIG_STR(x) CONFIG_STR_(x)
 #define CONFIG_FIELD(f) \
@@ -230,14 +384,23 @@ const struct config_setting config_settings[] = {
         { "RETRY_MAX_INTERVAL_MS", CONFIG_NUMBER, CONFIG_STR(HW_RETRY_MAX_INTERVAL_MS_DEFAULT),
           CONFIG_FIELD(retry_max_interval_ms), .min = 1, .max = CONFIG_YEAR_MS,
           .help = "cap of the retry delay" },
-        { "MAX_RETRY_AGE_MS", CONFIG_NUMBER, "0", CONFIG_FIELD(max_retry_age_ms),
-          .min = 0, .max = 100 * CONFIG_YEAR_MS,
-          .help = "dead-letter mail older than this; 0 = retry forever (406 still dead-letters)" },
+        { "MAX_RETRY_AGE_MS", CONFIG_NUMBER, CONFIG_STR(HW_MAX_RETRY_AGE_MS_DEFAULT),
+          CONFIG_FIELD(max_retry_age_ms), .min = 0, .max = 100 * CONFIG_YEAR_MS,
+          .help = "dead-letter mail still not delivered this long after its first attempt (5 days); 0 = retry forever (`WEBHOOK_DEAD_STATUSES` still dead-letter)" },
         { "FLUSH_CONCURRENCY", CONFIG_NUMBER, CONFIG_STR(HW_CONCURRENCY_DEFAULT), CONFIG_FIELD(concurrency),
           .min = 1, .max = HW_CONCURRENCY_LIMIT,
           .help = "parallel webhook POSTs (1..256)" },
         { "WEBHOOK_CA_FILE", CONFIG_STRING, "", CONFIG_FIELD(webhook_ca_file),
           .help = "CA bundle for `https://` webhooks; empty = the system's" },
+        { "WEBHOOK_STANDARD_SECRET", CONFIG_STRING, "", CONFIG_FIELD(standard_secret),
+          .secret = true, .credential = "webhook-standard-secret", .check = config_standard_secret,
+          .help = "Standard Webhooks secret (`whsec_` and a base64 key of 24 to 64 bytes): each POST gets `webhook-id`, `webhook-timestamp` and `webhook-signature`; none, no such headers" },
+        { "WEBHOOK_DEAD_STATUSES", CONFIG_STRING, "406", CONFIG_FIELD(dead_statuses_text),
+          .check = config_dead_statuses,
+          .help = "answers that make a dead letter at once: comma list of codes (`410`) and classes (`4xx`), or `none`; 3xx to 5xx only" },
+        { "WEBHOOK_DELIVERED_STATUSES", CONFIG_STRING, "2xx", CONFIG_FIELD(delivered_statuses_text),
+          .check = config_delivered_statuses,
+          .help = "answers that mean delivered: every 2xx, plus single 4xx codes (`2xx,409` for a consumer that answers 409 to a delivery id it already has)" },
         { "WEBHOOK_DECISION_URL", CONFIG_URL, "", CONFIG_FIELD(decision_url),
           .help = "pre-accept decision API (`haraka-webhook.decision.v1`)" },
         { "WEBHOOK_DECISION_TOKEN", CONFIG_STRING, "", CONFIG_FIELD(decision_token),
@@ -500,6 +663,9 @@ void config_free(struct hw_config *cfg)
                 if (s->secret)
                         explicit_bzero(field, s->size);
         }
+        /* Decoded from a secret setting, so a secret too. */
+        explicit_bzero(cfg->standard_key, sizeof(cfg->standard_key));
+        cfg->standard_key_len = 0;
 }
 
 static bool config_list_has(char *const *list, const char *s, size_t len)

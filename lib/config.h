@@ -9,6 +9,14 @@
 
 #include "hw_limits.h"
 
+/* A set of HTTP status codes, 100..599 (WEBHOOK_DEAD_STATUSES and
+ * WEBHOOK_DELIVERED_STATUSES; their syntax is in lib/config.c). */
+#define CONFIG_STATUS_LOW 100
+#define CONFIG_STATUS_HIGH 599
+struct config_statuses {
+        uint64_t bits[(CONFIG_STATUS_HIGH + 64) / 64];
+};
+
 enum decision_mode {
         DECISION_MODE_MINIMAL,
         DECISION_MODE_SUMMARY,
@@ -27,6 +35,13 @@ struct hw_config {
         uint64_t max_retry_age_ms;        /* 0 = forever */
         unsigned concurrency;             /* FLUSH_CONCURRENCY */
         char webhook_ca_file[HW_PATH_SETTING_MAX];       /* WEBHOOK_CA_FILE: CA bundle for https webhooks; empty = system's */
+        char standard_secret[HW_SECRET_MAX];    /* WEBHOOK_STANDARD_SECRET, "whsec_" + base64 */
+        unsigned char standard_key[HW_STANDARD_KEY_MAX]; /* its key, decoded */
+        size_t standard_key_len;          /* 0: no Standard Webhooks signature */
+        char dead_statuses_text[HW_STATUSES_TEXT_MAX];      /* WEBHOOK_DEAD_STATUSES */
+        struct config_statuses dead_statuses;
+        char delivered_statuses_text[HW_STATUSES_TEXT_MAX]; /* WEBHOOK_DELIVERED_STATUSES */
+        struct config_statuses delivered_statuses;
 
         /* decision API (hw-receive) */
         char decision_url[HW_URL_MAX];
@@ -109,6 +124,9 @@ bool config_is_role_address(const struct hw_config *cfg, const char *addr);
 
 /* True when RCPT TO:<addr> passes the recipient policy. */
 bool config_accepts_recipient(const struct hw_config *cfg, const char *addr);
+
+/* True when status is in the set. */
+bool config_status_in(const struct config_statuses *set, long status);
 
 /* Prints the settings, secrets masked, for --check-config. */
 void config_print(const struct hw_config *cfg, FILE *out);

@@ -49,6 +49,10 @@
 #define HW_DECISION_RCPT_BUDGET_MS_DEFAULT 30000
 #define HW_URL_MAX 2048
 #define HW_SECRET_MAX 1024
+#define HW_STANDARD_KEY_MIN 24            /* bytes of a Standard Webhooks secret, */
+#define HW_STANDARD_KEY_MAX 64            /* as that specification recommends */
+#define HW_STATUSES_TEXT_MAX 256          /* a status set setting as written */
+#define HW_MAX_RETRY_AGE_MS_DEFAULT 432000000 /* 5 days, as Postfix's maximal_queue_lifetime */
 
 /* Spool. */
 #define HW_QID_LEN 33                     /* 16 digits of microseconds, '-', 16 hex digits */

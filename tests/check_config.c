@@ -26,7 +26,13 @@ START_TEST(test_config_defaults)
         ck_assert_uint_eq(cfg.timeout_ms, 10000);
         ck_assert_uint_eq(cfg.retry_interval_ms, 30000);
         ck_assert_uint_eq(cfg.retry_max_interval_ms, 3600000);
-        ck_assert_uint_eq(cfg.max_retry_age_ms, 0);
+        ck_assert_uint_eq(cfg.max_retry_age_ms, 432000000);
+        ck_assert_uint_eq(cfg.standard_key_len, 0);
+        ck_assert(config_status_in(&cfg.dead_statuses, 406));
+        ck_assert(!config_status_in(&cfg.dead_statuses, 400));
+        ck_assert(config_status_in(&cfg.delivered_statuses, 200));
+        ck_assert(config_status_in(&cfg.delivered_statuses, 299));
+        ck_assert(!config_status_in(&cfg.delivered_statuses, 409));
         ck_assert_uint_eq(cfg.max_message_bytes, 26214400);
         ck_assert_uint_eq(cfg.max_recipients, 1000);
         ck_assert_uint_eq(cfg.idle_timeout_ms, 300000);
@@ -69,6 +75,24 @@ START_TEST(test_config_bad_values)
                 { "FLUSH_CONCURRENCY", "0" },
                 { "SMTP_PROXY_TRUSTED", "proxy.example.net" },
                 { "SMTP_PROXY_TRUSTED", "192.0.2.1,300.1.1.1" },
+                { "WEBHOOK_STANDARD_SECRET", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" },   /* no whsec_ */
+                { "WEBHOOK_STANDARD_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS" }, /* not base64 */
+                { "WEBHOOK_STANDARD_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8I LPZIo2LaLaSw" },
+                { "WEBHOOK_STANDARD_SECRET", "whsec_c2hvcnQ=" },      /* 5 bytes */
+                { "WEBHOOK_DEAD_STATUSES", "4xx,abc" },
+                { "WEBHOOK_DEAD_STATUSES", "600" },
+                { "WEBHOOK_DEAD_STATUSES", "099" },
+                { "WEBHOOK_DEAD_STATUSES", "4XY" },
+                { "WEBHOOK_DEAD_STATUSES", "406,,410" },
+                { "WEBHOOK_DEAD_STATUSES", "4066" },
+                { "WEBHOOK_DEAD_STATUSES", "2xx" },            /* a delivery */
+                { "WEBHOOK_DEAD_STATUSES", "none,406" },
+                { "WEBHOOK_DELIVERED_STATUSES", "409" },        /* leaves out 2xx */
+                { "WEBHOOK_DELIVERED_STATUSES", "2xx,4xx" },    /* 404 delivered */
+                { "WEBHOOK_DELIVERED_STATUSES", "2xx,302" },    /* a redirect never followed */
+                { "WEBHOOK_DELIVERED_STATUSES", "2xx,500" },
+                { "WEBHOOK_DELIVERED_STATUSES", "2xx,406" },    /* also dead */
+                { "WEBHOOK_DELIVERED_STATUSES", "none" },
         };
         struct hw_config cfg;
         char err[256];
@@ -178,6 +202,72 @@ START_TEST(test_config_decision_stages)
 }
 END_TEST
 
+/* The status sets: codes, classes, spaces, any case of x, and none. */
+START_TEST(test_config_statuses)
+{
+        struct hw_config cfg;
+        char err[256];
+
+        unit_clear_env();
+        setenv("WEBHOOK_DEAD_STATUSES", " 410 , 5XX,3xx", 1);
+        setenv("WEBHOOK_DELIVERED_STATUSES", "2xx, 409,410", 1);
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "both hold 410"));
+        setenv("WEBHOOK_DELIVERED_STATUSES", "2xx, 409", 1);
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), 0);
+        for (long c = 100; c <= 599; c++) {
+                ck_assert_msg(config_status_in(&cfg.dead_statuses, c) ==
+                              (c == 410 || (c >= 500 && c <= 599) || (c >= 300 && c <= 399)), "dead %ld", c);
+                ck_assert_msg(config_status_in(&cfg.delivered_statuses, c) ==
+                              (c == 409 || (c >= 200 && c <= 299)), "delivered %ld", c);
+        }
+        ck_assert(!config_status_in(&cfg.dead_statuses, 0));
+        ck_assert(!config_status_in(&cfg.dead_statuses, 600));
+        ck_assert(!config_status_in(&cfg.dead_statuses, -1));
+        config_free(&cfg);
+
+        /* 406 can mean delivered once it is no longer dead. */
+        setenv("WEBHOOK_DEAD_STATUSES", "NONE", 1);
+        setenv("WEBHOOK_DELIVERED_STATUSES", "2xx,406", 1);
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), 0);
+        for (long c = 100; c <= 599; c++)
+                ck_assert(!config_status_in(&cfg.dead_statuses, c));
+        ck_assert(config_status_in(&cfg.delivered_statuses, 406));
+        config_free(&cfg);
+}
+END_TEST
+
+/* The Standard Webhooks secret is decoded once, and wiped with the rest. */
+START_TEST(test_config_standard_secret)
+{
+        static const unsigned char key[] = {   /* base64 -d of the text below */
+                0x31, 0xf2, 0x90, 0xf6, 0xbf, 0x06, 0x29, 0x8a, 0xab, 0x4f, 0x08, 0xd4,
+                0x3c, 0x3f, 0x08, 0x2c, 0xf6, 0x48, 0xa3, 0x62, 0xda, 0x2d, 0xa4, 0xb0,
+        };
+        struct hw_config cfg;
+        char err[256];
+
+        unit_clear_env();
+        setenv("WEBHOOK_STANDARD_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 1);
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), 0);
+        ck_assert_uint_eq(cfg.standard_key_len, sizeof(key));
+        ck_assert(memcmp(cfg.standard_key, key, sizeof(key)) == 0);
+        config_free(&cfg);
+        ck_assert_uint_eq(cfg.standard_key_len, 0);
+        for (size_t i = 0; i < sizeof(cfg.standard_key); i++)
+                ck_assert_uint_eq(cfg.standard_key[i], 0);
+        /* 64 bytes is the most. */
+        setenv("WEBHOOK_STANDARD_SECRET", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", 1);
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), 0);
+        ck_assert_uint_eq(cfg.standard_key_len, 64);
+        config_free(&cfg);
+        setenv("WEBHOOK_STANDARD_SECRET", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 1);
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "24 to 64 bytes"));
+        unit_clear_env();
+}
+END_TEST
+
 START_TEST(test_config_credentials)
 {
         char dir[] = "/tmp/hw-cred-XXXXXX";
@@ -214,6 +304,8 @@ static Suite *config_suite(void)
         tcase_add_test(tc, test_config_values);
         tcase_add_test(tc, test_config_decision_stages);
         tcase_add_test(tc, test_config_credentials);
+        tcase_add_test(tc, test_config_statuses);
+        tcase_add_test(tc, test_config_standard_secret);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -14,10 +14,13 @@ answers while the server runs (a missing file answers 200):
   {"status": [500, 200],     # n-th attempt of a queue-id gets status[n]
                              # (the last one repeats)
    "delay_ms": 0,            # sleep before answering
-   "location": "http://..."} # Location header for 3xx answers
+   "location": "http://...", # Location header for 3xx answers
+   "headers": {"Retry-After": "3"},  # sent with every answer
+   "record_body": false}     # keep the raw body (base64) in the record
 or a bare number, the status of every request (`echo 503 >plan`).
 
-A record holds the path, method, the headers that matter, every form field
+A record holds the path, method, the headers that matter (and all of them,
+names in lower case, under "headers"), every form field
 (body-mime as base64, so a test can compare bytes), the same fields flat at
 the top level for one-line readers (but body-mime), the declared and
 received lengths, the status answered, and the start and end times of the
@@ -109,7 +112,7 @@ class Handler(BaseHTTPRequestHandler):
         status = statuses[min(n, len(statuses) - 1)]
         if plan.get("delay_ms"):
             time.sleep(plan["delay_ms"] / 1000.0)
-        headers = {}
+        headers = dict(plan.get("headers", {}))
         if 300 <= status <= 399:
             headers["Location"] = plan.get("location", "http://127.0.0.1:9/elsewhere")
         return status, headers, b"ok\n", False
@@ -130,6 +133,7 @@ class Handler(BaseHTTPRequestHandler):
         if srv.print_requests:
             print_request(self.path, form)
         status, headers, body, hang = self.answer(fields, raw)
+        plan = read_plan(srv.plan_path) if srv.plan_path else {}
         record = {
             "path": self.path,
             "method": self.command,
@@ -142,7 +146,10 @@ class Handler(BaseHTTPRequestHandler):
             "status": status,
             "start": start,
             "client_port": self.client_address[1],
+            "headers": {k.lower(): v for k, v in self.headers.items()},
         }
+        if plan.get("record_body"):
+            record["raw"] = base64.b64encode(raw).decode("ascii")
         for name, value in fields.items():
             if name != "body-mime":
                 record.setdefault(name, value)
