@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "deliver.h"
+#include "delivery_metrics.h"
 #include "log.h"
 #include "outcome.h"
 #include "payload.h"
@@ -151,6 +152,7 @@ static void runner_conclude(struct runner *r, struct runner_job *job, struct out
         a->received_ms = spool_id_time_ms(job->entry.id);
         a->now_ms = runner_now_ms();
         outcome_decide(r->cfg, a, &o);
+        delivery_metrics_count(r->cfg, a, &o, job->fd);
         r->stats->attempted++;
         switch (o.verdict) {
         case OUTCOME_DELIVERED:
