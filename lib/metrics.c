@@ -167,12 +167,9 @@ void metrics_count_dead_letter(enum metrics_dead_reason why)
         metrics_add(METRICS_SLOT_DEAD + why, 1);
 }
 
-static bool metrics_whole(int fd, const uint64_t *words)
+static bool metrics_whole(const struct stat *st, const uint64_t *words)
 {
-        struct stat st;
-
-        return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == METRICS_FILE_SIZE &&
-               words[0] == METRICS_MAGIC;
+        return S_ISREG(st->st_mode) && st->st_size == METRICS_FILE_SIZE && words[0] == METRICS_MAGIC;
 }
 
 /* A new, whole file under a temporary name, then its name: without
@@ -217,18 +214,17 @@ static int metrics_map(int dir_fd, uint64_t **out)
 {
         for (int tries = 0; tries < 3; tries++) {
                 int fd = openat(dir_fd, METRICS_FILE, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+                struct stat st;
                 void *m = MAP_FAILED;
                 int r;
 
                 if (fd < 0 && errno != ENOENT)
                         return -errno;
                 if (fd >= 0) {
-                        struct stat st;
-
                         /* Never map past the end: that would fault on use. */
                         if (fstat(fd, &st) == 0 && st.st_size >= METRICS_FILE_SIZE)
                                 m = mmap(NULL, METRICS_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-                        if (m != MAP_FAILED && metrics_whole(fd, m)) {
+                        if (m != MAP_FAILED && metrics_whole(&st, m)) {
                                 close(fd);
                                 *out = m;
                                 return 0;
