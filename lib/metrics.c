@@ -221,9 +221,19 @@ static int metrics_map(int dir_fd, uint64_t **out)
                 if (fd < 0 && errno != ENOENT)
                         return -errno;
                 if (fd >= 0) {
+                        r = fstat(fd, &st) < 0 ? -errno : 0;
                         /* Never map past the end: that would fault on use. */
-                        if (fstat(fd, &st) == 0 && st.st_size >= METRICS_FILE_SIZE)
+                        if (r == 0 && st.st_size >= METRICS_FILE_SIZE) {
                                 m = mmap(NULL, METRICS_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                                if (m == MAP_FAILED)
+                                        r = -errno;
+                        }
+                        /* A file that cannot be looked at or mapped may be a
+                         * good one: left as it is, not reset. */
+                        if (r < 0) {
+                                close(fd);
+                                return r;
+                        }
                         if (m != MAP_FAILED && metrics_whole(&st, m)) {
                                 close(fd);
                                 *out = m;
