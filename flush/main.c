@@ -20,6 +20,8 @@
 #include "config.h"
 #include "deliver.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_text.h"
 #include "modules.h"
 #include "runner.h"
 #include "sandbox.h"
@@ -45,6 +47,8 @@ enum main_mode {
         MODE_REQUEUE,
         MODE_REQUEUE_ALL,
         MODE_CHECK_CONFIG,
+        MODE_METRICS,
+        MODE_METRICS_TEXTFILE,
 };
 
 static void main_help(FILE *out)
@@ -59,6 +63,10 @@ static void main_help(FILE *out)
               "                    exit 0 only when everything was delivered, else 75\n"
               "  --status          counts per state, age of the oldest item, the next retry,\n"
               "                    dead letters with their reasons\n"
+              "  --metrics[=FORMAT]  the counters and the spool's state for Prometheus:\n"
+              "                    FORMAT openmetrics (the default) or prometheus (text 0.0.4)\n"
+              "  --metrics-textfile=PATH  the same in the prometheus format, written to PATH\n"
+              "                    atomically (node_exporter's textfile collector)\n"
               "  --requeue ID...   move these dead letters back to pending/\n"
               "  --requeue-all     move every dead letter back to pending/\n"
               "  --check-config    check the settings; exit 78 with the reason if bad\n"
@@ -110,6 +118,17 @@ static int main_sandbox(const struct hw_config *cfg)
         return r;
 }
 
+/* The counters of this run (lib/metrics.h); without them it runs all the same. */
+static void main_metrics_open(const struct hw_config *cfg)
+{
+        int fd = open(cfg->spool_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0)
+                return;                   /* the run reports the spool itself */
+        metrics_open(fd);
+        close(fd);
+}
+
 static int main_run(struct hw_config *cfg, bool now)
 {
         struct runner_options opt = { .ignore_backoff = now, .progress = now && isatty(2) };
@@ -125,7 +144,10 @@ static int main_run(struct hw_config *cfg, bool now)
                 deliver_global_cleanup();
                 return EX_TEMPFAIL;
         }
+        main_metrics_open(cfg);
         r = runner_run(cfg, &opt, &st);
+        metrics_sync();
+        metrics_close();
         deliver_global_cleanup();
         if (r < 0)
                 return EX_TEMPFAIL;
@@ -167,11 +189,15 @@ int main(int argc, char **argv)
                 { "requeue", no_argument, NULL, 'r' },
                 { "requeue-all", no_argument, NULL, 'R' },
                 { "check-config", no_argument, NULL, 'c' },
+                { "metrics", optional_argument, NULL, 'm' },
+                { "metrics-textfile", required_argument, NULL, 'M' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
         };
         enum main_mode mode = MODE_RUN;
+        enum metrics_format format = METRICS_OPENMETRICS;
+        const char *textfile = NULL;
         struct hw_config cfg;
         int c, modes = 0, r;
 
@@ -182,6 +208,18 @@ int main(int argc, char **argv)
                 case 'r': mode = MODE_REQUEUE; break;
                 case 'R': mode = MODE_REQUEUE_ALL; break;
                 case 'c': mode = MODE_CHECK_CONFIG; break;
+                case 'm':
+                        mode = MODE_METRICS;
+                        if (optarg && metrics_format_parse(optarg, &format) < 0) {
+                                fprintf(stderr, "hw-flush: --metrics=%s: the format is openmetrics or prometheus\n",
+                                        optarg);
+                                return EX_USAGE;
+                        }
+                        break;
+                case 'M':
+                        mode = MODE_METRICS_TEXTFILE;
+                        textfile = optarg;
+                        break;
                 case 'h':
                         main_help(stdout);
                         return 0;
@@ -200,7 +238,9 @@ int main(int argc, char **argv)
         }
 
         log_init("hw-flush");
-        if (mode != MODE_CHECK_CONFIG && mode != MODE_STATUS && config_refuses_root()) {
+        /* The operator views only read the spool: root may run them. */
+        if (mode != MODE_CHECK_CONFIG && mode != MODE_STATUS && mode != MODE_METRICS &&
+            mode != MODE_METRICS_TEXTFILE && config_refuses_root()) {
                 log_msg(LOG_ERR, "refusing to run as root (spool files would be root's); "
                         "run as the service user, or set HW_ALLOW_ROOT=1");
                 return EX_CONFIG;
@@ -231,6 +271,18 @@ int main(int argc, char **argv)
                 r = status_print(&cfg, stdout);
                 if (r < 0)
                         log_msg(LOG_ERR, "%s: %s", cfg.spool_dir, strerror(-r));
+                r = r < 0 ? EX_TEMPFAIL : 0;
+                break;
+        case MODE_METRICS:
+                r = metrics_text_print(&cfg, format, stdout);
+                if (r < 0)
+                        log_msg(LOG_ERR, "metrics of %s: %s", cfg.spool_dir, strerror(-r));
+                r = r < 0 ? EX_TEMPFAIL : 0;
+                break;
+        case MODE_METRICS_TEXTFILE:
+                r = metrics_text_write_file(&cfg, textfile);
+                if (r < 0)
+                        log_msg(LOG_ERR, "cannot write the metrics to %s: %s", textfile, strerror(-r));
                 r = r < 0 ? EX_TEMPFAIL : 0;
                 break;
         case MODE_REQUEUE:

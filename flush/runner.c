@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "deliver.h"
+#include "delivery_metrics.h"
 #include "log.h"
 #include "outcome.h"
 #include "payload.h"
@@ -152,6 +153,7 @@ static void runner_conclude(struct runner *r, struct runner_job *job, struct out
         a->age_from_ms = job->entry.first_ms > 0 ? job->entry.first_ms : spool_id_time_ms(job->entry.id);
         a->now_ms = runner_now_ms();
         outcome_decide(r->cfg, a, &o);
+        delivery_metrics_count(r->cfg, a, &o, job->fd);
         r->stats->attempted++;
         switch (o.verdict) {
         case OUTCOME_DELIVERED:

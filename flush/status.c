@@ -13,10 +13,7 @@
 #include "status.h"
 
 struct status_counts {
-        unsigned count[SPOOL_DIR_COUNT];
-        int64_t oldest_ms;                /* receipt time of the oldest live item */
-        char oldest_id[HW_QID_LEN + 1];
-        int64_t next_due_ms;              /* earliest deferred due time */
+        struct status_summary sum;
         char (*dead)[HW_QID_LEN + 1];
         size_t dead_len, dead_cap;
 };
@@ -29,38 +26,58 @@ static int64_t status_now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int status_count_one(const struct spool_entry *e, void *userdata)
+/* The one reading of what an item in a directory means for the summary. */
+static void status_summary_add(struct status_summary *c, const struct spool_entry *e)
 {
-        struct status_counts *c = userdata;
         int64_t t;
 
         c->count[e->dir]++;
-        switch (e->dir) {
-        case SPOOL_PENDING:
-        case SPOOL_PROCESSING:
-        case SPOOL_DEFERRED:
-                t = spool_id_time_ms(e->id);
-                if (t >= 0 && (c->oldest_ms < 0 || t < c->oldest_ms)) {
-                        c->oldest_ms = t;
-                        memcpy(c->oldest_id, e->id, sizeof(c->oldest_id));
-                }
-                if (e->dir == SPOOL_DEFERRED && (c->next_due_ms < 0 || e->due_ms < c->next_due_ms))
-                        c->next_due_ms = e->due_ms;
-                break;
-        case SPOOL_DEAD:
-                if (c->dead_len == c->dead_cap) {
-                        size_t cap = c->dead_cap ? c->dead_cap * 2 : 64;
-                        void *p = realloc(c->dead, cap * sizeof(*c->dead));
-                        if (!p)
-                                return -ENOMEM;
-                        c->dead = p;
-                        c->dead_cap = cap;
-                }
-                memcpy(c->dead[c->dead_len++], e->id, HW_QID_LEN + 1);
-                break;
-        default:
-                break;
+        if (e->dir != SPOOL_PENDING && e->dir != SPOOL_PROCESSING && e->dir != SPOOL_DEFERRED)
+                return;
+        t = spool_id_time_ms(e->id);
+        if (t >= 0 && (c->oldest_ms < 0 || t < c->oldest_ms)) {
+                c->oldest_ms = t;
+                memcpy(c->oldest_id, e->id, sizeof(c->oldest_id));
         }
+        if (e->dir == SPOOL_DEFERRED && (c->next_due_ms < 0 || e->due_ms < c->next_due_ms))
+                c->next_due_ms = e->due_ms;
+}
+
+static int status_summary_one(const struct spool_entry *e, void *userdata)
+{
+        status_summary_add(userdata, e);
+        return 0;
+}
+
+int status_summary_read(struct spool *spool, struct status_summary *sum)
+{
+        memset(sum, 0, sizeof(*sum));
+        sum->oldest_ms = sum->next_due_ms = -1;
+        for (int d = 0; d < SPOOL_DIR_COUNT; d++) {
+                int r = spool_scan(spool, (enum spool_dir)d, status_summary_one, sum);
+
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int status_count_one(const struct spool_entry *e, void *userdata)
+{
+        struct status_counts *c = userdata;
+
+        status_summary_add(&c->sum, e);
+        if (e->dir != SPOOL_DEAD)
+                return 0;
+        if (c->dead_len == c->dead_cap) {
+                size_t cap = c->dead_cap ? c->dead_cap * 2 : 64;
+                void *p = realloc(c->dead, cap * sizeof(*c->dead));
+                if (!p)
+                        return -ENOMEM;
+                c->dead = p;
+                c->dead_cap = cap;
+        }
+        memcpy(c->dead[c->dead_len++], e->id, HW_QID_LEN + 1);
         return 0;
 }
 
@@ -85,7 +102,7 @@ static int status_id_cmp(const void *a, const void *b)
 
 int status_print(const struct hw_config *cfg, FILE *out)
 {
-        struct status_counts c = { .oldest_ms = -1, .next_due_ms = -1 };
+        struct status_counts c = { .sum = { .oldest_ms = -1, .next_due_ms = -1 } };
         struct spool spool;
         int64_t now = status_now_ms();
         char buf[64];
@@ -101,16 +118,16 @@ int status_print(const struct hw_config *cfg, FILE *out)
         }
         fprintf(out, "spool: %s\n", cfg->spool_dir);
         for (int d = 0; d < SPOOL_DIR_COUNT; d++)
-                fprintf(out, "%-11s %u\n", spool_dir_name((enum spool_dir)d), c.count[d]);
-        if (c.oldest_ms >= 0) {
-                status_duration(now - c.oldest_ms, buf, sizeof(buf));
-                fprintf(out, "oldest      %s (%s)\n", buf, c.oldest_id);
+                fprintf(out, "%-11s %u\n", spool_dir_name((enum spool_dir)d), c.sum.count[d]);
+        if (c.sum.oldest_ms >= 0) {
+                status_duration(now - c.sum.oldest_ms, buf, sizeof(buf));
+                fprintf(out, "oldest      %s (%s)\n", buf, c.sum.oldest_id);
         } else {
                 fprintf(out, "oldest      -\n");
         }
-        if (c.next_due_ms >= 0) {
-                status_duration(c.next_due_ms - now, buf, sizeof(buf));
-                fprintf(out, "next retry  %s\n", c.next_due_ms <= now ? "due now" : buf);
+        if (c.sum.next_due_ms >= 0) {
+                status_duration(c.sum.next_due_ms - now, buf, sizeof(buf));
+                fprintf(out, "next retry  %s\n", c.sum.next_due_ms <= now ? "due now" : buf);
         }
         /* qsort(NULL, 0, ...) is undefined: an empty spool has no list. */
         if (c.dead_len > 1)

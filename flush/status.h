@@ -5,6 +5,16 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "spool.h"
+
+/* What a scan of every spool directory finds (readdir only). */
+struct status_summary {
+        unsigned count[SPOOL_DIR_COUNT];
+        int64_t oldest_ms;                /* receipt time of the oldest live item; -1: none */
+        char oldest_id[HW_QID_LEN + 1];
+        int64_t next_due_ms;              /* earliest deferred due time; -1: none */
+};
+int status_summary_read(struct spool *spool, struct status_summary *sum);
 
 int status_print(const struct hw_config *cfg, FILE *out);
 /* Requeues the dead letters ids[0..n); reports each on out/err. Returns 0,

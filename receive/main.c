@@ -18,6 +18,7 @@
 #include "config.h"
 #include "listen.h"
 #include "log.h"
+#include "metrics.h"
 #include "modules.h"
 #include "sandbox.h"
 #include "smtp.h"
@@ -131,6 +132,9 @@ static int receive_run(const struct hw_config *cfg)
                 spool_close(&spool);
                 return EX_TEMPFAIL;
         }
+        /* Counting never stops mail: without the file, it is off. */
+        metrics_open(spool.root_fd);
+        metrics_count_connection();
         io_plain_transport(&fds, &transport);
         r = smtp_session_init(&session, cfg, &spool, &transport, modules_hooks(cfg));
         if (r < 0) {
@@ -152,6 +156,7 @@ static int receive_run(const struct hw_config *cfg)
                 log_msg(LOG_NOTICE, "refused %s: SMTP_MAX_CONNECTIONS_PER_SOURCE=%u sessions from its address already",
                         session.env.remote_ip, cfg->max_per_source);
                 printf("421 4.7.0 %s Too many connections from your address, try again later\r\n", cfg->hostname);
+                metrics_count_connection_refused(METRICS_REFUSED_SOURCE_LIMIT);
                 status = 0;
                 goto out;
         }
@@ -159,6 +164,7 @@ static int receive_run(const struct hw_config *cfg)
                 log_msg(LOG_ERR, "cannot count sessions per source in %s/%s: %s",
                         cfg->spool_dir, SOURCE_LIMIT_DIR, strerror(-r));
                 fputs("421 4.3.0 Local error in processing, try again later\r\n", stdout);
+                metrics_count_connection_refused(METRICS_REFUSED_LOCAL_ERROR);
                 goto out;
         }
         r = smtp_session_run(&session);

@@ -13,6 +13,7 @@
 
 #include "data.h"
 #include "log.h"
+#include "metrics.h"
 
 struct smtp_command {
         enum smtp_cmd cmd;
@@ -315,8 +316,10 @@ static int smtp_proceed_mail(struct smtp_session *s, const char *args, const str
          * A disk out of inodes is as full as one out of blocks. */
         if (r < 0 || free_bytes < s->cfg->spool_min_free_bytes ||
             free_bytes - s->cfg->spool_min_free_bytes < path->size ||
-            free_inodes < HW_SPOOL_MIN_FREE_INODES)
+            free_inodes < HW_SPOOL_MIN_FREE_INODES) {
+                metrics_count_refusal(METRICS_CMD_MAIL, reply_no_storage.text);
                 return smtp_send(s, &reply_no_storage);
+        }
         strcpy(s->env.sender, path->addr);
         s->smtputf8 = path->smtputf8;
         s->binarymime = path->body == BODY_BINARYMIME;
@@ -396,6 +399,8 @@ static bool smtp_rcpt_allowed(struct smtp_session *s, const char *addr, int *r)
                 break;
         }
         smtp_log_recipient(s, addr, outcome, reply, reason);
+        if (decision != DECISION_SILENT_DENY)
+                metrics_count_refusal(METRICS_CMD_RCPT, reply);
         *r = io_printf(&s->io, "%s\r\n", reply);
         return false;
 }
@@ -564,6 +569,7 @@ static void smtp_log_transaction(struct smtp_session *s, uint64_t size, const ch
 {
         struct log_fields f;
 
+        metrics_count_message(outcome, reply);
         log_fields_init(&f);
         log_field(&f, "HW_QUEUE_ID", "%s", s->env.id);
         log_field(&f, "HW_REMOTE_IP", "%s", s->env.remote_ip);
@@ -927,6 +933,8 @@ static int smtp_command(struct smtp_session *s)
                 return c->proceed(s, args, &path);
         if (error->bad_command)
                 s->bad_commands++;
+        if (c && (c->cmd == CMD_MAIL || c->cmd == CMD_RCPT))
+                metrics_count_refusal(c->cmd == CMD_MAIL ? METRICS_CMD_MAIL : METRICS_CMD_RCPT, error->text);
         /* A refused BDAT's chunk follows it all the same. */
         r = c && c->cmd == CMD_BDAT ? smtp_refuse_bdat(s, args, error) : smtp_send(s, error);
         /* A refusal that ends the session was the last reply. */
