@@ -21,13 +21,12 @@ static int64_t delivery_latency_ms(int item_fd, int64_t now_ms)
 
 /* An item the webhook refused for good, one out of time (the age limit
  * wins when both hold), or one that is not an item. */
-static enum metrics_dead_reason delivery_dead_reason(const struct hw_config *cfg,
-                                                     const struct outcome_attempt *a,
+static enum metrics_dead_reason delivery_dead_reason(const struct outcome_attempt *a,
                                                      const struct outcome *o)
 {
         if (a->cause == OUTCOME_ENVELOPE)
                 return METRICS_DEAD_UNREADABLE;
-        if (outcome_next_due(cfg, a->received_ms, o->attempts, a->now_ms) < 0)
+        if (o->too_old)
                 return METRICS_DEAD_RETRY_AGE;
         return METRICS_DEAD_REFUSED;
 }
@@ -48,7 +47,7 @@ void delivery_metrics_count(const struct hw_config *cfg, const struct outcome_at
                 break;
         case OUTCOME_DEAD:
                 metrics_count_delivery(METRICS_DEAD, status, retry, -1);
-                metrics_count_dead_letter(delivery_dead_reason(cfg, a, o));
+                metrics_count_dead_letter(delivery_dead_reason(a, o));
                 break;
         }
 }

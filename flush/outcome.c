@@ -166,6 +166,7 @@ void outcome_decide(const struct hw_config *cfg, const struct outcome_attempt *a
                 size_t n = strlen(o->what);
 
                 o->verdict = OUTCOME_DEAD;
+                o->too_old = true;
                 o->due_ms = 0;
                 if (n + sizeof(OUTCOME_AGE_WORDS) > sizeof(o->what))
                         n = sizeof(o->what) - sizeof(OUTCOME_AGE_WORDS);

@@ -36,6 +36,7 @@
 #ifndef HW_FLUSH_OUTCOME_H
 #define HW_FLUSH_OUTCOME_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -72,6 +73,7 @@ struct outcome {
         enum outcome_verdict verdict;
         unsigned attempts;                /* attempts to record, this one included */
         int64_t due_ms;                   /* OUTCOME_RETRY: when to try again */
+        bool too_old;                     /* OUTCOME_DEAD by MAX_RETRY_AGE_MS */
         char what[OUTCOME_WHAT_MAX];      /* the failure in words, "" when delivered */
 };
 
