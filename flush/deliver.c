@@ -302,6 +302,34 @@ unsigned deliver_active(const struct deliver *d)
         return d->active;
 }
 
+/* The payload's Content-Type and headers of its own, as a curl list. */
+static struct curl_slist *deliver_job_headers(const struct payload *p)
+{
+        char line[sizeof("Content-Type: ") + PAYLOAD_TYPE_MAX];
+        struct curl_slist *h;
+
+        snprintf(line, sizeof(line), "Content-Type: %s", p->content_type);
+        /* No "Expect: 100-continue" round trip before large bodies. */
+        h = curl_slist_append(NULL, "Expect:");
+        if (h)
+                h = curl_slist_append(h, line);
+        for (const char *s = p->headers; h && s && *s;) {
+                const char *nl = strchr(s, '\n');
+                size_t n = nl ? (size_t)(nl - s) : strlen(s);
+                char *one = strndup(s, n);
+                struct curl_slist *more = one ? curl_slist_append(h, one) : NULL;
+
+                free(one);
+                if (!more) {
+                        curl_slist_free_all(h);
+                        return NULL;
+                }
+                h = more;
+                s += n + (nl ? 1 : 0);
+        }
+        return h;
+}
+
 int deliver_start(struct deliver *d, struct deliver_job *job)
 {
         const struct deliver_target *t = job->target;
@@ -331,15 +359,21 @@ int deliver_start(struct deliver *d, struct deliver_job *job)
                 r |= deliver_setopt(easy, CURLOPT_USERNAME, NULL);
                 r |= deliver_setopt(easy, CURLOPT_PASSWORD, NULL);
         }
+        job->headers = deliver_job_headers(job->payload);
+        if (!job->headers)
+                return -ENOMEM;
+        r |= deliver_setopt(easy, CURLOPT_HTTPHEADER, (struct curl_slist *)job->headers);
         r |= deliver_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)payload_size(job->payload));
         r |= deliver_setopt(easy, CURLOPT_READDATA, job);
         r |= deliver_setopt(easy, CURLOPT_SEEKDATA, job);
         r |= deliver_setopt(easy, CURLOPT_ERRORBUFFER, job->error);
         r |= deliver_setopt(easy, CURLOPT_PRIVATE, job);
-        if (r)
-                return -EINVAL;
-        if (curl_multi_add_handle(d->multi, easy) != CURLM_OK)
-                return -ENOMEM;
+        if (r || curl_multi_add_handle(d->multi, easy) != CURLM_OK) {
+                curl_easy_setopt(easy, CURLOPT_HTTPHEADER, deliver_headers);
+                curl_slist_free_all(job->headers);
+                job->headers = NULL;
+                return r ? -EINVAL : -ENOMEM;
+        }
         job->easy = easy;
         d->nfree--;
         d->active++;
@@ -364,6 +398,9 @@ static struct deliver_job *deliver_finish(struct deliver *d, CURL *easy, CURLcod
         curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
         curl_easy_setopt(easy, CURLOPT_READDATA, NULL);
         curl_easy_setopt(easy, CURLOPT_SEEKDATA, NULL);
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, deliver_headers);
+        curl_slist_free_all(job->headers);
+        job->headers = NULL;
         job->easy = NULL;
         d->free_easy[d->nfree++] = easy;
         d->active--;

@@ -33,6 +33,7 @@ struct deliver_job {
         char error[DELIVER_ERROR_MAX];    /* libcurl's words for curl_code */
         char location[DELIVER_LOCATION_MAX]; /* of a 3xx, never followed */
         void *easy;                       /* deliver.c's */
+        void *headers;                    /* deliver.c's: the request headers */
 };
 
 struct deliver;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "deliver.h"
+#include "format.h"
 #include "log.h"
 #include "outcome.h"
 #include "payload.h"
@@ -248,10 +249,13 @@ static void runner_start(struct runner *r, struct runner_job *job, const struct 
         err = sign_make(&sig, runner_now_ms() / 1000, r->cfg->signing_key, strlen(r->cfg->signing_key));
         if (err < 0)
                 goto temporary;
-        err = payload_init(&job->payload, &job->fields, &sig, job->fd, body_offset);
+        job->dj.target = runner_route(r, &job->env);
+        err = format_build(&job->payload,
+                           job->dj.target == &r->role_target ? r->cfg->webhook_role_format
+                                                             : r->cfg->webhook_format,
+                           &job->fields, &sig, job->fd, body_offset);
         if (err < 0)
                 goto temporary;
-        job->dj.target = runner_route(r, &job->env);
         job->dj.payload = &job->payload;
         job->dj.userdata = job;
         err = deliver_start(r->deliver, &job->dj);

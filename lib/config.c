@@ -184,6 +184,20 @@ static int config_spool_dir(struct hw_config *cfg, char *err, size_t errlen)
 static const char *const config_decision_modes[] = { "minimal", "summary", "full", NULL };
 _Static_assert(sizeof(enum decision_mode) == sizeof(unsigned), "a choice is stored as unsigned");
 
+/* In the order of enum webhook_format. */
+static const char *const config_webhook_formats[] = {
+        "mailgun", "mailgun-multipart", "relay", "sendgrid", "postmark", NULL
+};
+_Static_assert(sizeof(enum webhook_format) == sizeof(unsigned), "a choice is stored as unsigned");
+
+/* Unset, the role webhook gets WEBHOOK_FORMAT's format. */
+static int config_role_format(struct hw_config *cfg, char *err, size_t errlen)
+{
+        if (!config_env("WEBHOOK_ROLE_FORMAT"))
+                cfg->webhook_role_format = cfg->webhook_format;
+        return 0;
+}
+
 /* Every setting, in the order it is loaded, checked and printed. The
  * README's settings tables, man/hw-webhook.env.5 and
  * units/hw-webhook.env.example are checked against this table by
@@ -219,6 +233,13 @@ const struct config_setting config_settings[] = {
           .help = "parallel webhook POSTs (1..256)" },
         { "WEBHOOK_CA_FILE", CONFIG_STRING, "", CONFIG_FIELD(webhook_ca_file),
           .help = "CA bundle for `https://` webhooks; empty = the system's" },
+        { "WEBHOOK_FORMAT", CONFIG_CHOICE, "mailgun", CONFIG_FIELD(webhook_format),
+          .choices = config_webhook_formats,
+          .help = "the body POSTed: `mailgun`, `mailgun-multipart`, `relay`, `sendgrid` or `postmark`; see [Payload formats](#payload-formats)" },
+        { "WEBHOOK_ROLE_FORMAT", CONFIG_CHOICE, "mailgun", CONFIG_FIELD(webhook_role_format),
+          .choices = config_webhook_formats, .check = config_role_format,
+          .doc_default = "`WEBHOOK_FORMAT`",
+          .help = "the format of the role webhook (`WEBHOOK_ROLE_URL`)" },
         { "WEBHOOK_DECISION_URL", CONFIG_URL, "", CONFIG_FIELD(decision_url),
           .help = "pre-accept decision API (`haraka-webhook.decision.v1`)" },
         { "WEBHOOK_DECISION_TOKEN", CONFIG_STRING, "", CONFIG_FIELD(decision_token),

@@ -15,6 +15,16 @@ enum decision_mode {
         DECISION_MODE_FULL,
 };
 
+/* The body a webhook is sent (flush/format.h); in the order of
+ * config_webhook_formats in lib/config.c. */
+enum webhook_format {
+        WEBHOOK_FORMAT_MAILGUN,
+        WEBHOOK_FORMAT_MAILGUN_MULTIPART,
+        WEBHOOK_FORMAT_RELAY,
+        WEBHOOK_FORMAT_SENDGRID,
+        WEBHOOK_FORMAT_POSTMARK,
+};
+
 struct hw_config {
         /* webhook delivery (hw-flush) */
         char webhook_url[HW_URL_MAX];
@@ -27,6 +37,8 @@ struct hw_config {
         uint64_t max_retry_age_ms;        /* 0 = forever */
         unsigned concurrency;             /* FLUSH_CONCURRENCY */
         char webhook_ca_file[HW_PATH_SETTING_MAX];       /* WEBHOOK_CA_FILE: CA bundle for https webhooks; empty = system's */
+        enum webhook_format webhook_format;               /* WEBHOOK_FORMAT */
+        enum webhook_format webhook_role_format;          /* WEBHOOK_ROLE_FORMAT */
 
         /* decision API (hw-receive) */
         char decision_url[HW_URL_MAX];
