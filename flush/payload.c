@@ -29,6 +29,7 @@
 #include "json.h"
 #include "payload.h"
 #include "rfc2047.h"
+#include "utf8.h"
 
 /* Each byte's form on the wire, with its length in the fourth byte: the
  * encoder is then a table load and one 4-byte store per input byte, with
@@ -418,6 +419,52 @@ static inline bool payload_json_plain(unsigned char c)
         return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 }
 
+/* 1 in the top bit of each byte of w that is a control, '"', '\\' or
+ * not ASCII (the zero-byte test of "Bit Twiddling Hacks"; its false hits
+ * come only after a true one, so "none" is exact). */
+#define PAYLOAD_ONES UINT64_C(0x0101010101010101)
+#define PAYLOAD_HIGH UINT64_C(0x8080808080808080)
+static inline uint64_t payload_json_special8(uint64_t w)
+{
+        uint64_t q = w ^ (PAYLOAD_ONES * '"'), b = w ^ (PAYLOAD_ONES * '\\');
+
+        return (w | ((w - PAYLOAD_ONES * 0x20) & ~w) | ((q - PAYLOAD_ONES) & ~q) |
+                ((b - PAYLOAD_ONES) & ~b)) & PAYLOAD_HIGH;
+}
+
+/* The end of the run from i of bytes sent as they are: plain ASCII (eight
+ * at a time when they can) and whole, valid UTF-8 sequences. */
+static size_t payload_json_run(const unsigned char *s, size_t i, size_t len)
+{
+        while (i < len) {
+                uint64_t w;
+                int k;
+
+                if (len - i >= 8) {
+                        uint64_t m;
+
+                        memcpy(&w, s + i, 8);
+                        m = payload_json_special8(w);
+                        if (m == 0) {
+                                i += 8;
+                                continue;
+                        }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                        /* The lowest hit is a true one: skip to it. */
+                        i += (unsigned)__builtin_ctzll(m) / 8;
+#endif
+                }
+                if (payload_json_plain(s[i])) {
+                        i++;
+                        continue;
+                }
+                if (s[i] < 0x80 || (k = utf8_sequence(s + i, len - i)) < 0)
+                        break;
+                i += (size_t)k;
+        }
+        return i;
+}
+
 size_t payload_json_encode(struct payload_utf8 *st, const void *in, size_t len, bool end, char *out)
 {
         const unsigned char *s = in;
@@ -443,14 +490,14 @@ size_t payload_json_encode(struct payload_utf8 *st, const void *in, size_t len, 
                         }
                         continue;
                 }
-                if (payload_json_plain(c)) {
-                        size_t j = i + 1;
+                if (payload_json_plain(c) || c >= 0x80) {
+                        size_t j = payload_json_run(s, i, len);
 
-                        while (j < len && payload_json_plain(s[j]))
-                                j++;
-                        o += payload_json_put(out, o, s + i, j - i);
-                        i = j;
-                        continue;
+                        if (j > i) {
+                                o += payload_json_put(out, o, s + i, j - i);
+                                i = j;
+                                continue;
+                        }
                 }
                 i++;
                 if (c < 0x80) {
