@@ -22,10 +22,20 @@ bool utf8_valid(const char *s, size_t len)
                 uint64_t w;
                 int k;
 
-                /* Eight ASCII bytes at a time: most of most mail. */
-                if (len - i >= 8 && (memcpy(&w, p + i, 8), (w & UINT64_C(0x8080808080808080)) == 0)) {
-                        i += 8;
-                        continue;
+                /* Eight ASCII bytes at a time (most of most mail), else
+                 * straight to the first byte that is not ASCII. */
+                if (len - i >= 8) {
+                        uint64_t high;
+
+                        memcpy(&w, p + i, 8);
+                        high = w & UINT64_C(0x8080808080808080);
+                        if (high == 0) {
+                                i += 8;
+                                continue;
+                        }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                        i += (unsigned)__builtin_ctzll(high) / 8;
+#endif
                 }
                 if (p[i] < 0x80) {
                         i++;
