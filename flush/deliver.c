@@ -144,40 +144,61 @@ static size_t deliver_header_cb(char *line, size_t size, size_t nitems, void *us
         return len;
 }
 
-/* Appends one header line to *list: false when it does not fit or there
- * is no memory (what was appended stays, for the caller to free). */
+/* Appends one header line to *list: false when there is no memory (what
+ * was appended stays, for the caller to free). Most lines fit the stack
+ * buffer; a longer one (relay's X-Envelope-To with many recipients, whose
+ * count SMTP_MAX_RECIPIENTS bounds) gets one of its size. */
 static bool deliver_header_add(struct curl_slist **list, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
 static bool deliver_header_add(struct curl_slist **list, const char *fmt, ...)
 {
-        char line[DELIVER_HEADER_MAX];
-        struct curl_slist *h;
+        char buf[DELIVER_HEADER_MAX], *line = buf;
+        struct curl_slist *h = NULL;
         va_list ap;
         int n;
 
         va_start(ap, fmt);
-        n = vsnprintf(line, sizeof(line), fmt, ap);
+        n = vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
-        if (n < 0 || (size_t)n >= sizeof(line))
+        if (n < 0)
                 return false;
+        if ((size_t)n >= sizeof(buf)) {
+                line = malloc((size_t)n + 1);
+                if (!line)
+                        return false;
+                va_start(ap, fmt);
+                vsnprintf(line, (size_t)n + 1, fmt, ap);
+                va_end(ap);
+        }
         h = curl_slist_append(*list, line);
+        if (line != buf)
+                free(line);
         if (!h)
                 return false;
         *list = h;
         return true;
 }
 
-/* This attempt's request headers: the common ones, the delivery id, and
- * the Standard Webhooks signature when there is one; NULL on failure. */
-static struct curl_slist *deliver_job_headers(const struct curl_slist *common, const struct deliver_job *job)
+/* This attempt's request headers: the payload's Content-Type and headers
+ * of its own, the delivery id, and the Standard Webhooks signature when
+ * there is one; NULL on failure. */
+static struct curl_slist *deliver_job_headers(const struct deliver_job *job)
 {
         const struct sign_standard *std = job->standard;
+        const struct payload *p = job->payload;
         struct curl_slist *list = NULL;
-        bool ok = true;
+        /* No "Expect: 100-continue" round trip before large bodies. */
+        bool ok = deliver_header_add(&list, "Expect:") &&
+                  deliver_header_add(&list, "Content-Type: %s", p->content_type);
 
-        for (; common && ok; common = common->next)
-                ok = deliver_header_add(&list, "%s", common->data);
+        for (const char *h = p->headers; ok && h && *h;) {
+                const char *nl = strchr(h, '\n');
+                int n = nl ? (int)(nl - h) : (int)strlen(h);
+
+                ok = deliver_header_add(&list, "%.*s", n, h);
+                h += n + (nl ? 1 : 0);
+        }
         if (ok && job->delivery_id)
                 ok = deliver_header_add(&list, DELIVER_ID_HEADER ": %s", job->delivery_id);
         if (ok && std && job->delivery_id)
@@ -394,7 +415,7 @@ int deliver_start(struct deliver *d, struct deliver_job *job)
         job->error[0] = '\0';
         job->location[0] = '\0';
         job->retry_after[0] = '\0';
-        job->headers = deliver_job_headers(deliver_headers, job);
+        job->headers = deliver_job_headers(job);
         if (!job->headers)
                 return -ENOMEM;
 

@@ -1,4 +1,8 @@
 /*
+ * The request body as a stream: head, the message in a coding, tail. The
+ * head and tail are each format's (format.h); the codings are here.
+ *
+ * The mailgun format is built here too (the others are in format_*.c):
  * application/x-www-form-urlencoded, as Mailgun's raw-MIME route sends it:
  *
  *   recipient=..&sender=..&from=..&subject=..&message-headers=..&
@@ -10,7 +14,10 @@
  * from the body offset to its end, byte for byte; it is measured once (a
  * read of the file) so Content-Length is exact, then encoded while curl
  * asks for it, PAYLOAD_CHUNK bytes at a time: memory stays flat whatever
- * the message size.
+ * the message size. The raw coding is a pread into curl's buffer; the JSON
+ * coding escapes '"', '\\' and controls and turns each invalid UTF-8
+ * sequence (each maximal subpart, as Unicode recommends) into U+FFFD, since
+ * a JSON string holds Unicode, not bytes.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,6 +29,7 @@
 #include "json.h"
 #include "payload.h"
 #include "rfc2047.h"
+#include "utf8.h"
 
 /* Each byte's form on the wire, with its length in the fourth byte: the
  * encoder is then a table load and one 4-byte store per input byte, with
@@ -226,6 +234,7 @@ int payload_fields_read(struct payload_fields *f, int fd, off_t body_offset,
         int r;
 
         memset(f, 0, sizeof(*f));
+        f->env = env;
         f->sender = env->sender;
         f->queue_id = env->id;
         f->recipient = payload_join_rcpt(env);
@@ -248,7 +257,7 @@ int payload_fields_read(struct payload_fields *f, int fd, off_t body_offset,
                 f->from = payload_header_text(&h, "From");
                 f->subject = payload_header_text(&h, "Subject");
                 f->headers_json = hwjson_headers_dump(&h);
-                header_list_free(&h);
+                f->header = h;          /* kept for the formats that read more of it */
         }
         if (!f->from || !f->subject || !f->headers_json) {
                 payload_fields_free(f);
@@ -263,12 +272,15 @@ void payload_fields_free(struct payload_fields *f)
         free(f->from);
         free(f->subject);
         free(f->headers_json);
+        header_list_free(&f->header);
         memset(f, 0, sizeof(*f));
 }
 
-/* Measures the encoded length of the body with preads of one chunk. */
+/* Measures the encoded length of the body with preads of one chunk (the
+ * raw coding needs no reading). */
 static int payload_measure(struct payload *p)
 {
+        struct payload_utf8 utf8 = { 0 };
         struct stat st;
         uint64_t pos = 0;
 
@@ -278,6 +290,10 @@ static int payload_measure(struct payload *p)
                 return -EIO;
         p->body_len = (uint64_t)(st.st_size - p->body_offset);
         p->body_encoded_len = 0;
+        if (p->coding == PAYLOAD_RAW) {
+                p->body_encoded_len = p->body_len;
+                return 0;
+        }
         while (pos < p->body_len) {
                 size_t want = p->body_len - pos < sizeof(p->buf) ? (size_t)(p->body_len - pos) : sizeof(p->buf);
                 ssize_t n = pread(p->fd, p->buf, want, p->body_offset + (off_t)pos);
@@ -288,11 +304,37 @@ static int payload_measure(struct payload *p)
                 }
                 if (n == 0)
                         return -EIO;
-                p->body_encoded_len += payload_encoded_len(p->buf, (size_t)n);
                 pos += (uint64_t)n;
+                if (p->coding == PAYLOAD_JSON)
+                        p->body_encoded_len += payload_json_encode(&utf8, p->buf, (size_t)n,
+                                                                   pos == p->body_len, NULL);
+                else
+                        p->body_encoded_len += payload_encoded_len(p->buf, (size_t)n);
         }
         /* Each escape adds 2 bytes. */
         p->sparse = (p->body_encoded_len - p->body_len) * 3 < 2 * p->body_len;
+        return 0;
+}
+
+int payload_start(struct payload *p, enum payload_coding coding, char *head, size_t head_len,
+                  char *tail, size_t tail_len, int fd, off_t body_offset)
+{
+        int r;
+
+        memset(p, 0, offsetof(struct payload, buf));
+        p->coding = coding;
+        p->head = head;
+        p->head_len = head_len;
+        p->tail = tail;
+        p->tail_len = tail ? tail_len : 0;
+        p->fd = fd;
+        p->body_offset = body_offset;
+        r = payload_measure(p);
+        if (r < 0) {
+                payload_free(p);
+                return r;
+        }
+        payload_rewind(p);
         return 0;
 }
 
@@ -301,10 +343,6 @@ int payload_init(struct payload *p, const struct payload_fields *f,
 {
         struct payload_buf b = { 0 };
         int r;
-
-        memset(p, 0, offsetof(struct payload, buf));
-        p->fd = fd;
-        p->body_offset = body_offset;
 
         if ((r = payload_buf_field(&b, "recipient", f->recipient)) < 0 ||
             (r = payload_buf_field(&b, "sender", f->sender)) < 0 ||
@@ -317,34 +355,207 @@ int payload_init(struct payload *p, const struct payload_fields *f,
             (r = payload_buf_field(&b, "queue-id", f->queue_id)) < 0 ||
             (r = payload_buf_field(&b, "body-mime", "")) < 0)
                 goto fail;
-        p->head = b.data;
-        p->head_len = b.len;
-        r = payload_measure(p);
+        r = payload_start(p, PAYLOAD_FORM, b.data, b.len, NULL, 0, fd, body_offset);
         if (r < 0)
-                goto fail_head;
-        payload_rewind(p);
+                return r;
+        strcpy(p->content_type, "application/x-www-form-urlencoded");
         return 0;
 fail:
         free(b.data);
-        return r;
-fail_head:
-        payload_free(p);
         return r;
 }
 
 void payload_free(struct payload *p)
 {
         free(p->head);
-        p->head = NULL;
-        p->head_len = 0;
+        free(p->tail);
+        free(p->headers);
+        p->head = p->tail = p->headers = NULL;
+        p->head_len = p->tail_len = 0;
 }
 
 void payload_rewind(struct payload *p)
 {
         p->head_pos = 0;
+        p->tail_pos = 0;
         p->body_pos = 0;
         p->carry_len = p->carry_pos = 0;
+        memset(&p->utf8, 0, sizeof(p->utf8));
         p->buf_len = p->buf_pos = 0;
+}
+
+/* U+FFFD, for each invalid UTF-8 sequence. */
+#define PAYLOAD_REPLACEMENT "\xef\xbf\xbd"
+
+static size_t payload_json_put(char *out, size_t o, const void *s, size_t n)
+{
+        if (out)
+                memcpy(out + o, s, n);
+        return n;
+}
+
+/* '"', '\\' and the controls, as JSON escapes. */
+static size_t payload_json_escape(unsigned char c, char *out, size_t o)
+{
+        static const char hex[] = "0123456789abcdef";
+        char e[6] = { '\\', (char)c };
+
+        switch (c) {
+        case '"': case '\\': return payload_json_put(out, o, e, 2);
+        case '\n': e[1] = 'n'; return payload_json_put(out, o, e, 2);
+        case '\r': e[1] = 'r'; return payload_json_put(out, o, e, 2);
+        case '\t': e[1] = 't'; return payload_json_put(out, o, e, 2);
+        default:
+                e[1] = 'u';
+                e[2] = e[3] = '0';
+                e[4] = hex[c >> 4];
+                e[5] = hex[c & 15];
+                return payload_json_put(out, o, e, 6);
+        }
+}
+
+static inline bool payload_json_plain(unsigned char c)
+{
+        return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* 1 in the top bit of each byte of w that is a control, '"', '\\' or
+ * not ASCII (the zero-byte test of "Bit Twiddling Hacks"; its false hits
+ * come only after a true one, so "none" is exact). */
+#define PAYLOAD_ONES UINT64_C(0x0101010101010101)
+#define PAYLOAD_HIGH UINT64_C(0x8080808080808080)
+static inline uint64_t payload_json_special8(uint64_t w)
+{
+        uint64_t q = w ^ (PAYLOAD_ONES * '"'), b = w ^ (PAYLOAD_ONES * '\\');
+
+        return (w | ((w - PAYLOAD_ONES * 0x20) & ~w) | ((q - PAYLOAD_ONES) & ~q) |
+                ((b - PAYLOAD_ONES) & ~b)) & PAYLOAD_HIGH;
+}
+
+/* The end of the run from i of bytes sent as they are: plain ASCII (eight
+ * at a time when they can) and whole, valid UTF-8 sequences. */
+static size_t payload_json_run(const unsigned char *s, size_t i, size_t len)
+{
+        while (i < len) {
+                uint64_t w;
+                int k;
+
+                if (len - i >= 8) {
+                        uint64_t m;
+
+                        memcpy(&w, s + i, 8);
+                        m = payload_json_special8(w);
+                        if (m == 0) {
+                                i += 8;
+                                continue;
+                        }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                        /* The lowest hit is a true one: skip to it. */
+                        i += (unsigned)__builtin_ctzll(m) / 8;
+#endif
+                }
+                if (payload_json_plain(s[i])) {
+                        i++;
+                        continue;
+                }
+                if (s[i] < 0x80 || (k = utf8_sequence(s + i, len - i)) < 0)
+                        break;
+                i += (size_t)k;
+        }
+        return i;
+}
+
+size_t payload_json_encode(struct payload_utf8 *st, const void *in, size_t len, bool end, char *out)
+{
+        const unsigned char *s = in;
+        size_t o = 0, i = 0;
+
+        while (i < len) {
+                unsigned char c = s[i];
+
+                if (st->need > 0) {
+                        if (c < st->lo || c > st->hi) {
+                                /* The sequence so far is invalid; c starts afresh. */
+                                o += payload_json_put(out, o, PAYLOAD_REPLACEMENT, 3);
+                                st->need = st->npend = 0;
+                                continue;
+                        }
+                        st->pend[st->npend++] = c;
+                        st->lo = 0x80;
+                        st->hi = 0xbf;
+                        i++;
+                        if (--st->need == 0) {
+                                o += payload_json_put(out, o, st->pend, st->npend);
+                                st->npend = 0;
+                        }
+                        continue;
+                }
+                if (payload_json_plain(c) || c >= 0x80) {
+                        size_t j = payload_json_run(s, i, len);
+
+                        if (j > i) {
+                                o += payload_json_put(out, o, s + i, j - i);
+                                i = j;
+                                continue;
+                        }
+                }
+                i++;
+                if (c < 0x80) {
+                        o += payload_json_escape(c, out, o);
+                        continue;
+                }
+                /* RFC 3629's table: no overlongs, surrogates or beyond U+10FFFF. */
+                st->lo = 0x80;
+                st->hi = 0xbf;
+                if (c >= 0xc2 && c <= 0xdf)
+                        st->need = 1;
+                else if (c >= 0xe0 && c <= 0xef)
+                        st->need = 2, st->lo = c == 0xe0 ? 0xa0 : 0x80, st->hi = c == 0xed ? 0x9f : 0xbf;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        st->need = 3, st->lo = c == 0xf0 ? 0x90 : 0x80, st->hi = c == 0xf4 ? 0x8f : 0xbf;
+                else {
+                        o += payload_json_put(out, o, PAYLOAD_REPLACEMENT, 3);
+                        continue;
+                }
+                st->pend[0] = c;
+                st->npend = 1;
+        }
+        if (end && st->need > 0) {
+                o += payload_json_put(out, o, PAYLOAD_REPLACEMENT, 3);
+                st->need = st->npend = 0;
+        }
+        return o;
+}
+
+/* Up to len bytes of the tail. */
+static size_t payload_read_tail(struct payload *p, char *out, size_t len)
+{
+        size_t n = p->tail_len - p->tail_pos < len ? p->tail_len - p->tail_pos : len;
+
+        if (n > 0)
+                memcpy(out, p->tail + p->tail_pos, n);
+        p->tail_pos += n;
+        return n;
+}
+
+/* The raw coding: straight from the file into out. */
+static ssize_t payload_read_raw(struct payload *p, char *out, size_t len)
+{
+        uint64_t left = p->body_len - p->body_pos;
+        size_t want = left < len ? (size_t)left : len;
+        ssize_t r;
+
+        if (want == 0)
+                return 0;
+        do
+                r = pread(p->fd, out, want, p->body_offset + (off_t)p->body_pos);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return -errno;
+        if (r == 0)
+                return -EIO;            /* shrank since measured */
+        p->body_pos += (uint64_t)r;
+        return r;
 }
 
 ssize_t payload_read(struct payload *p, char *out, size_t len)
@@ -356,6 +567,16 @@ ssize_t payload_read(struct payload *p, char *out, size_t len)
                 memcpy(out, p->head + p->head_pos, n);
                 p->head_pos += n;
                 o = n;
+        }
+        if (p->coding == PAYLOAD_RAW) {
+                while (o < len && p->body_pos < p->body_len) {
+                        ssize_t r = payload_read_raw(p, out + o, len - o);
+
+                        if (r < 0)
+                                return r;
+                        o += (size_t)r;
+                }
+                return (ssize_t)(o + payload_read_tail(p, out + o, len - o));
         }
         while (o < len) {
                 const struct payload_code *c;
@@ -371,7 +592,7 @@ ssize_t payload_read(struct payload *p, char *out, size_t len)
                         ssize_t r;
 
                         if (want == 0)
-                                break;
+                                return (ssize_t)(o + payload_read_tail(p, out + o, len - o));
                         r = pread(p->fd, p->buf, want, p->body_offset + (off_t)p->body_pos);
                         if (r < 0) {
                                 if (errno == EINTR)
@@ -383,6 +604,25 @@ ssize_t payload_read(struct payload *p, char *out, size_t len)
                         p->buf_len = (size_t)r;
                         p->buf_pos = 0;
                         p->body_pos += (uint64_t)r;
+                }
+                if (p->coding == PAYLOAD_JSON) {
+                        bool last;
+
+                        /* As many bytes as surely fit (6 per byte, 3 at the end)... */
+                        room = len - o > 3 ? (len - o - 3) / 6 : 0;
+                        n = p->buf_len - p->buf_pos < room ? p->buf_len - p->buf_pos : room;
+                        if (n == 0)
+                                n = 1;  /* ...else one byte into carry */
+                        last = p->buf_pos + n == p->buf_len && p->body_pos == p->body_len;
+                        if (room > 0) {
+                                o += payload_json_encode(&p->utf8, p->buf + p->buf_pos, n, last, out + o);
+                        } else {
+                                p->carry_len = payload_json_encode(&p->utf8, p->buf + p->buf_pos, n, last,
+                                                                   p->carry);
+                                p->carry_pos = 0;
+                        }
+                        p->buf_pos += n;
+                        continue;
                 }
                 /* As many bytes as surely fit with the wide stores... */
                 room = len - o > PAYLOAD_WIDE_SLACK ? (len - o - PAYLOAD_WIDE_SLACK) / 3 : 0;
@@ -399,7 +639,7 @@ ssize_t payload_read(struct payload *p, char *out, size_t len)
                         memcpy(out + o, c->s, c->len);
                         o += c->len;
                 } else {
-                        memcpy(p->carry, c->s, sizeof(p->carry));
+                        memcpy(p->carry, c->s, sizeof(c->s));
                         p->carry_len = c->len;
                         p->carry_pos = 0;
                 }

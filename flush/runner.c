@@ -15,6 +15,7 @@
 
 #include "deliver.h"
 #include "delivery_metrics.h"
+#include "format.h"
 #include "log.h"
 #include "outcome.h"
 #include "payload.h"
@@ -270,7 +271,11 @@ static void runner_start(struct runner *r, struct runner_job *job, const struct 
         err = sign_make(&sig, now_sec, r->cfg->signing_key, strlen(r->cfg->signing_key));
         if (err < 0)
                 goto temporary;
-        err = payload_init(&job->payload, &job->fields, &sig, job->fd, body_offset);
+        job->dj.target = runner_route(r, &job->env);
+        err = format_build(&job->payload,
+                           job->dj.target == &r->role_target ? r->cfg->webhook_role_format
+                                                             : r->cfg->webhook_format,
+                           &job->fields, &sig, job->fd, body_offset);
         if (err < 0)
                 goto temporary;
         if (r->cfg->standard_key_len) {
@@ -284,7 +289,6 @@ static void runner_start(struct runner *r, struct runner_job *job, const struct 
                 job->dj.standard = &job->standard;
         }
         job->dj.delivery_id = job->entry.id;
-        job->dj.target = runner_route(r, &job->env);
         job->dj.payload = &job->payload;
         job->dj.userdata = job;
         err = deliver_start(r->deliver, &job->dj);

@@ -357,6 +357,20 @@ static int config_delivered_statuses(struct hw_config *cfg, char *err, size_t er
 static const char *const config_decision_modes[] = { "minimal", "summary", "full", NULL };
 _Static_assert(sizeof(enum decision_mode) == sizeof(unsigned), "a choice is stored as unsigned");
 
+/* In the order of enum webhook_format. */
+static const char *const config_webhook_formats[] = {
+        "mailgun", "mailgun-multipart", "relay", "sendgrid", "postmark", NULL
+};
+_Static_assert(sizeof(enum webhook_format) == sizeof(unsigned), "a choice is stored as unsigned");
+
+/* Unset, the role webhook gets WEBHOOK_FORMAT's format. */
+static int config_role_format(struct hw_config *cfg, char *err, size_t errlen)
+{
+        if (!config_env("WEBHOOK_ROLE_FORMAT"))
+                cfg->webhook_role_format = cfg->webhook_format;
+        return 0;
+}
+
 /* Every setting, in the order it is loaded, checked and printed. The
  * README's settings tables, man/hw-webhook.env.5 and
  * units/hw-webhook.env.example are checked against this table by
@@ -401,6 +415,13 @@ const struct config_setting config_settings[] = {
         { "WEBHOOK_DELIVERED_STATUSES", CONFIG_STRING, "2xx", CONFIG_FIELD(delivered_statuses_text),
           .check = config_delivered_statuses,
           .help = "answers that mean delivered: every 2xx, plus single 4xx codes (`2xx,409` for a consumer that answers 409 to a delivery id it already has)" },
+        { "WEBHOOK_FORMAT", CONFIG_CHOICE, "mailgun", CONFIG_FIELD(webhook_format),
+          .choices = config_webhook_formats,
+          .help = "the body POSTed: `mailgun`, `mailgun-multipart`, `relay`, `sendgrid` or `postmark`; see [Payload formats](#payload-formats)" },
+        { "WEBHOOK_ROLE_FORMAT", CONFIG_CHOICE, "mailgun", CONFIG_FIELD(webhook_role_format),
+          .choices = config_webhook_formats, .check = config_role_format,
+          .doc_default = "`WEBHOOK_FORMAT`",
+          .help = "the format of the role webhook (`WEBHOOK_ROLE_URL`)" },
         { "WEBHOOK_DECISION_URL", CONFIG_URL, "", CONFIG_FIELD(decision_url),
           .help = "pre-accept decision API (`haraka-webhook.decision.v1`)" },
         { "WEBHOOK_DECISION_TOKEN", CONFIG_STRING, "", CONFIG_FIELD(decision_token),

@@ -23,6 +23,16 @@ enum decision_mode {
         DECISION_MODE_FULL,
 };
 
+/* The body a webhook is sent (flush/format.h); in the order of
+ * config_webhook_formats in lib/config.c. */
+enum webhook_format {
+        WEBHOOK_FORMAT_MAILGUN,
+        WEBHOOK_FORMAT_MAILGUN_MULTIPART,
+        WEBHOOK_FORMAT_RELAY,
+        WEBHOOK_FORMAT_SENDGRID,
+        WEBHOOK_FORMAT_POSTMARK,
+};
+
 struct hw_config {
         /* webhook delivery (hw-flush) */
         char webhook_url[HW_URL_MAX];
@@ -42,6 +52,8 @@ struct hw_config {
         struct config_statuses dead_statuses;
         char delivered_statuses_text[HW_STATUSES_TEXT_MAX]; /* WEBHOOK_DELIVERED_STATUSES */
         struct config_statuses delivered_statuses;
+        enum webhook_format webhook_format;               /* WEBHOOK_FORMAT */
+        enum webhook_format webhook_role_format;          /* WEBHOOK_ROLE_FORMAT */
 
         /* decision API (hw-receive) */
         char decision_url[HW_URL_MAX];

@@ -13,56 +13,35 @@
 
 #include "utf8.h"
 
-/* Length of the well-formed sequence at p (1..4), or minus the length of
- * the maximal subpart to replace (-1..-3). n >= 1. */
-static inline int utf8_seq(const unsigned char *p, size_t n)
-{
-        unsigned char b = p[0];
-        unsigned char lo = 0x80, hi = 0xbf;     /* range of the second byte */
-        int need;
-
-        if (b < 0x80)
-                return 1;
-        if (b >= 0xc2 && b <= 0xdf)
-                need = 2;
-        else if (b >= 0xe0 && b <= 0xef) {
-                need = 3;
-                if (b == 0xe0)
-                        lo = 0xa0;              /* no overlongs */
-                else if (b == 0xed)
-                        hi = 0x9f;              /* no surrogates */
-        } else if (b >= 0xf0 && b <= 0xf4) {
-                need = 4;
-                if (b == 0xf0)
-                        lo = 0x90;              /* no overlongs */
-                else if (b == 0xf4)
-                        hi = 0x8f;              /* nothing above U+10FFFF */
-        } else
-                return -1;
-
-        for (int i = 1; i < need; i++) {
-                if ((size_t)i >= n)
-                        return -i;
-                unsigned char c = p[i];
-                if (i == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xbf))
-                        return -i;
-        }
-        return need;
-}
-
 bool utf8_valid(const char *s, size_t len)
 {
         const unsigned char *p = (const unsigned char *)s;
         size_t i = 0;
 
         while (i < len) {
+                uint64_t w;
                 int k;
 
+                /* Eight ASCII bytes at a time (most of most mail), else
+                 * straight to the first byte that is not ASCII. */
+                if (len - i >= 8) {
+                        uint64_t high;
+
+                        memcpy(&w, p + i, 8);
+                        high = w & UINT64_C(0x8080808080808080);
+                        if (high == 0) {
+                                i += 8;
+                                continue;
+                        }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                        i += (unsigned)__builtin_ctzll(high) / 8;
+#endif
+                }
                 if (p[i] < 0x80) {
                         i++;
                         continue;
                 }
-                k = utf8_seq(p + i, len - i);
+                k = utf8_sequence(p + i, len - i);
                 if (k < 0)
                         return false;
                 i += (size_t)k;
@@ -98,7 +77,7 @@ char *utf8_sanitize(const char *s, size_t len)
                         i = run;
                         continue;
                 }
-                k = p[i] ? utf8_seq(p + i, len - i) : -1;
+                k = p[i] ? utf8_sequence(p + i, len - i) : -1;
                 if (k > 0) {
                         memcpy(o, p + i, (size_t)k);
                         o += k;

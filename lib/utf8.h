@@ -6,6 +6,44 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Length of the well-formed sequence at p (1..4), or minus the length of
+ * the maximal subpart to replace (-1..-3): RFC 3629 / Unicode table 3-7,
+ * the rule of this file and of the JSON coding in flush/payload.c. n >= 1. */
+static inline int utf8_sequence(const unsigned char *p, size_t n)
+{
+        unsigned char b = p[0];
+        unsigned char lo = 0x80, hi = 0xbf;     /* range of the second byte */
+        int need;
+
+        if (b < 0x80)
+                return 1;
+        if (b >= 0xc2 && b <= 0xdf)
+                need = 2;
+        else if (b >= 0xe0 && b <= 0xef) {
+                need = 3;
+                if (b == 0xe0)
+                        lo = 0xa0;              /* no overlongs */
+                else if (b == 0xed)
+                        hi = 0x9f;              /* no surrogates */
+        } else if (b >= 0xf0 && b <= 0xf4) {
+                need = 4;
+                if (b == 0xf0)
+                        lo = 0x90;              /* no overlongs */
+                else if (b == 0xf4)
+                        hi = 0x8f;              /* nothing above U+10FFFF */
+        } else
+                return -1;
+
+        for (int i = 1; i < need; i++) {
+                if ((size_t)i >= n)
+                        return -i;
+                unsigned char c = p[i];
+                if (i == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xbf))
+                        return -i;
+        }
+        return need;
+}
+
 /* True when s[0..len) is well-formed UTF-8 (RFC 3629: no overlongs, no
  * surrogates, nothing above U+10FFFF). NUL bytes count as valid here. */
 bool utf8_valid(const char *s, size_t len);

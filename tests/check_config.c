@@ -58,6 +58,36 @@ START_TEST(test_config_defaults)
 END_TEST
 
 /* Each bad value fails and the message names its variable. */
+/* WEBHOOK_ROLE_FORMAT follows WEBHOOK_FORMAT unless it is set; a name
+ * that is no format is an error naming the variable. */
+START_TEST(test_config_formats)
+{
+        struct hw_config cfg;
+        char err[256];
+
+        unit_clear_env();
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), 0);
+        ck_assert_int_eq(cfg.webhook_format, WEBHOOK_FORMAT_MAILGUN);
+        ck_assert_int_eq(cfg.webhook_role_format, WEBHOOK_FORMAT_MAILGUN);
+        config_free(&cfg);
+        setenv("WEBHOOK_FORMAT", "Relay", 1);
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), 0);
+        ck_assert_int_eq(cfg.webhook_format, WEBHOOK_FORMAT_RELAY);
+        ck_assert_int_eq(cfg.webhook_role_format, WEBHOOK_FORMAT_RELAY);
+        config_free(&cfg);
+        setenv("WEBHOOK_ROLE_FORMAT", "mailgun-multipart", 1);
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), 0);
+        ck_assert_int_eq(cfg.webhook_format, WEBHOOK_FORMAT_RELAY);
+        ck_assert_int_eq(cfg.webhook_role_format, WEBHOOK_FORMAT_MAILGUN_MULTIPART);
+        config_free(&cfg);
+        setenv("WEBHOOK_ROLE_FORMAT", "mailgun-form", 1);
+        ck_assert_int_eq(load(&cfg, err, sizeof(err)), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "WEBHOOK_ROLE_FORMAT"));
+        ck_assert_ptr_nonnull(strstr(err, "sendgrid or postmark"));
+        unit_clear_env();
+}
+END_TEST
+
 START_TEST(test_config_bad_values)
 {
         static const char *const bad[][2] = {
@@ -301,6 +331,7 @@ static Suite *config_suite(void)
 
         tcase_add_test(tc, test_config_defaults);
         tcase_add_test(tc, test_config_bad_values);
+        tcase_add_test(tc, test_config_formats);
         tcase_add_test(tc, test_config_values);
         tcase_add_test(tc, test_config_decision_stages);
         tcase_add_test(tc, test_config_credentials);
