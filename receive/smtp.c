@@ -13,6 +13,7 @@
 
 #include "data.h"
 #include "log.h"
+#include "proxy_parse.h"
 
 struct smtp_command {
         enum smtp_cmd cmd;
@@ -84,6 +85,7 @@ static const struct smtp_reply
 #define REPLY_TOO_MANY_ERRORS "421 4.7.0 %s Too many errors, closing connection" /* host */
 #define REPLY_IDLE_TIMEOUT "421 4.4.2 %s Timeout exceeded, closing connection"   /* host */
 #define REPLY_DEADLINE "421 4.4.2 %s %s deadline exceeded, closing connection"   /* host, what */
+#define REPLY_PROXY_REFUSED "421 4.7.0 %s PROXY header not accepted here, closing connection" /* host */
 
 const struct smtp_reply *smtp_spool_error_reply(int error)
 {
@@ -680,10 +682,38 @@ static int smtp_command(struct smtp_session *s)
         return r;
 }
 
+/* A PROXY header where the first command belongs: from a peer not in
+ * SMTP_PROXY_TRUSTED (a trusted proxy's header is read before the
+ * greeting, receive/main.c), or a second one. Never believed: refused and
+ * the connection closed, as the PROXY format asks of a receiver that did
+ * not expect the header. */
+static int smtp_refuse_proxy_header(struct smtp_session *s)
+{
+        const char *data;
+        size_t len;
+        enum proxy_version v;
+        int r;
+
+        smtp_set_deadline(s, "command", io_now_ms() + (int64_t)s->cfg->command_deadline_ms);
+        r = io_peek(&s->io, &data, &len);
+        if (r < 0)
+                return r;
+        v = proxy_detect(data, len);
+        if (v != PROXY_V1 && v != PROXY_V2)
+                return 0;
+        log_msg(LOG_WARNING, "refused %s: PROXY v%d header after the greeting "
+                "(only addresses in SMTP_PROXY_TRUSTED may send one, before it)",
+                s->env.remote_ip, v == PROXY_V1 ? 1 : 2);
+        s->state = STATE_CLOSING;
+        return io_printf(&s->io, REPLY_PROXY_REFUSED "\r\n", s->cfg->hostname);
+}
+
 int smtp_session_run(struct smtp_session *s)
 {
         int r = io_printf(&s->io, REPLY_GREETING "\r\n", s->cfg->hostname);
 
+        if (r >= 0)
+                r = smtp_refuse_proxy_header(s);
         while (r >= 0 && s->state != STATE_CLOSING)
                 r = smtp_command(s);
         if (r == -ETIMEDOUT)
