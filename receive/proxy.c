@@ -32,6 +32,8 @@ static int proxy_read_exact(struct io *io, uint8_t *buf, size_t n, size_t *got)
 /* The error of a read that stopped inside the header. */
 static int proxy_cut_short(int r, char *why, size_t why_size, const char *what, size_t got, size_t want)
 {
+        if (r == -ECONNRESET)
+                r = -ENODATA;
         if (r == -ENODATA && want) {
                 snprintf(why, why_size, "%s cut short: the connection closed after %zu of its %zu bytes",
                          what, got, want);
@@ -117,6 +119,10 @@ int proxy_read(struct io *io, struct proxy_client *client, char *why, size_t why
         int r = io_peek(io, &data, &avail);
 
         memset(client, 0, sizeof(*client));
+        /* HAProxy ends a plain health check with a reset: no header was
+         * meant, as when the proxy closes. */
+        if (r == -ECONNRESET)
+                r = -ENODATA;
         if (r == -ENODATA) {
                 snprintf(why, why_size, "closed before sending a PROXY header");
                 return r;

@@ -22,8 +22,9 @@ struct proxy_client {
 
 /* Reads one header within the io's deadline. 0 and *client, or -errno
  * with why saying what was wrong, for the log:
- *   -ENODATA    the proxy closed before its first byte (a health check)
- *   -EPROTO     it closed in the middle of the header
+ *   -ENODATA    the proxy closed (or reset) before its first byte: a
+ *               health check
+ *   -EPROTO     it closed or reset in the middle of the header
  *   -EINVAL     not a PROXY header, or a malformed one
  *   -EMSGSIZE   a v2 header over HW_PROXY_V2_MAX bytes
  *   -ETIME, -ETIMEDOUT  the header was not complete in time
