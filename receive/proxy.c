@@ -43,8 +43,10 @@ static int proxy_cut_short(int r, char *why, size_t why_size, const char *what, 
                 snprintf(why, why_size, "%s cut short: the connection closed after %zu bytes", what, got);
                 return -EPROTO;
         }
-        if (r == -ETIME || r == -ETIMEDOUT)
+        if ((r == -ETIME || r == -ETIMEDOUT) && got)
                 snprintf(why, why_size, "%s not complete in time (%zu bytes came)", what, got);
+        else if (r == -ETIME || r == -ETIMEDOUT)
+                snprintf(why, why_size, "%s not complete in time", what);
         else
                 snprintf(why, why_size, "reading the %s: %s", what, strerror(-r));
         return r;
