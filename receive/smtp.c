@@ -641,6 +641,31 @@ void smtp_session_set_remote(struct smtp_session *s, const char *ip, unsigned po
         s->env.remote_port = port;
 }
 
+/* A PROXY header where a command belongs, before HELO/EHLO: from a peer
+ * not in SMTP_PROXY_TRUSTED (a trusted proxy's header is read before the
+ * greeting, receive/main.c), or a second one. Never believed: refused
+ * and the connection closed. 1 when refused, 0 when the input is not a
+ * header, or -errno from reading. */
+static int smtp_refuse_proxy_header(struct smtp_session *s)
+{
+        const char *data;
+        size_t len;
+        enum proxy_version v;
+        int r = io_peek(&s->io, &data, &len);
+
+        if (r < 0)
+                return r;
+        v = proxy_detect(data, len);
+        if (v != PROXY_V1 && v != PROXY_V2)
+                return 0;
+        log_msg(LOG_WARNING, "refused %s: PROXY v%d header after the greeting "
+                "(only addresses in SMTP_PROXY_TRUSTED may send one, before it)",
+                s->env.remote_ip, v == PROXY_V1 ? 1 : 2);
+        s->state = STATE_CLOSING;
+        r = io_printf(&s->io, REPLY_PROXY_REFUSED "\r\n", s->cfg->hostname);
+        return r < 0 ? r : 1;
+}
+
 /* One command line: read, validate, act. */
 static int smtp_command(struct smtp_session *s)
 {
@@ -653,6 +678,11 @@ static int smtp_command(struct smtp_session *s)
         int r;
 
         smtp_set_deadline(s, "command", io_now_ms() + (int64_t)s->cfg->command_deadline_ms);
+        if (s->state == STATE_CONNECTED) {
+                r = smtp_refuse_proxy_header(s);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
         r = io_getline(&s->io, s->line, s->cfg->max_line_length, &len);
 
         if (r == -E2BIG)
@@ -682,38 +712,10 @@ static int smtp_command(struct smtp_session *s)
         return r;
 }
 
-/* A PROXY header where the first command belongs: from a peer not in
- * SMTP_PROXY_TRUSTED (a trusted proxy's header is read before the
- * greeting, receive/main.c), or a second one. Never believed: refused and
- * the connection closed, as the PROXY format asks of a receiver that did
- * not expect the header. */
-static int smtp_refuse_proxy_header(struct smtp_session *s)
-{
-        const char *data;
-        size_t len;
-        enum proxy_version v;
-        int r;
-
-        smtp_set_deadline(s, "command", io_now_ms() + (int64_t)s->cfg->command_deadline_ms);
-        r = io_peek(&s->io, &data, &len);
-        if (r < 0)
-                return r;
-        v = proxy_detect(data, len);
-        if (v != PROXY_V1 && v != PROXY_V2)
-                return 0;
-        log_msg(LOG_WARNING, "refused %s: PROXY v%d header after the greeting "
-                "(only addresses in SMTP_PROXY_TRUSTED may send one, before it)",
-                s->env.remote_ip, v == PROXY_V1 ? 1 : 2);
-        s->state = STATE_CLOSING;
-        return io_printf(&s->io, REPLY_PROXY_REFUSED "\r\n", s->cfg->hostname);
-}
-
 int smtp_session_run(struct smtp_session *s)
 {
         int r = io_printf(&s->io, REPLY_GREETING "\r\n", s->cfg->hostname);
 
-        if (r >= 0)
-                r = smtp_refuse_proxy_header(s);
         while (r >= 0 && s->state != STATE_CLOSING)
                 r = smtp_command(s);
         if (r == -ETIMEDOUT)
