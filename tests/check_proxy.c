@@ -4,6 +4,7 @@
  * chunking, and each way it can fail). */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
 
