@@ -2,7 +2,8 @@
  * inetd) starts it; with --listen, the same session in a forked child for
  * each connection on the sockets systemd passes (listen.h). Exit statuses:
  * 0 session ended, 64 usage, 75 temporary failure (spool unusable, I/O
- * error), 78 configuration error. */
+ * error, no valid PROXY header from a trusted proxy), 78 configuration
+ * error. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
