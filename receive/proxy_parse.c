@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <stdio.h>
 #include <string.h>
 
 static const uint8_t proxy_v2_signature[12] = {
@@ -169,9 +168,9 @@ int proxy_v2_parse(const uint8_t *hdr, size_t len, struct proxy_v2 *out, const c
                 *why = "PROXY v2 header shorter than 16 bytes";
                 return -EINVAL;
         }
-        r = proxy_v2_length(hdr, len, &total, why);
+        r = proxy_v2_length(hdr, SIZE_MAX, &total, why);
         if (r < 0)
-                return -EINVAL;
+                return r;
         if (total != len) {
                 *why = "PROXY v2 header of another length than its length field says";
                 return -EINVAL;
