@@ -486,7 +486,7 @@ const struct config_setting config_settings[] = {
           CONFIG_FIELD(max_sessions), .min = 1, .max = HW_SESSIONS_LIMIT,
           .help = "sessions at once under `hw-receive --listen` (the next gets 421 4.7.0; 1..65536); see [The listener shape](#the-listener-shape)" },
         { "SMTP_PROXY_TRUSTED", CONFIG_LIST, "", CONFIG_FIELD(proxy_trusted), .check = config_proxy_trusted,
-          .help = "comma list of proxy addresses (HAProxy `send-proxy`) whose PROXY v1 header gives the client's address" },
+          .help = "comma list of proxy addresses (HAProxy `send-proxy` or `send-proxy-v2`, an AWS NLB) whose PROXY v1 or v2 header gives the client's address; see [Behind HAProxy or a load balancer](#behind-haproxy-or-a-load-balancer)" },
         /* The configured localstatedir: /var/spool/hw-webhook for packages. */
         { "SPOOL_DIR", CONFIG_STRING, LOCALSTATEDIR "/spool/hw-webhook", CONFIG_FIELD(spool_dir),
           .check = config_spool_dir, .doc_default = "/var/spool/hw-webhook",

@@ -34,6 +34,10 @@
 #define HW_IP_MAX 64                      /* textual IPv6 with scope, and then some */
 #define HW_TLS_DESC_MAX 128               /* "TLS1.3 with cipher ..." */
 #define HW_PROXY_V1_MAX 107               /* bytes with CR LF: the longest PROXY protocol v1 header */
+#define HW_PROXY_V2_MAX 2048              /* bytes of a PROXY v2 header with its TLVs; the format
+                                           * allows 65551, HAProxy and AWS NLB send a few hundred */
+#define HW_PROXY_HEADER_MS 10000          /* ms a trusted proxy has for its header (sent as it
+                                           * connects; the PROXY format asks for >= 3 s) */
 #define HW_PATH_SETTING_MAX 1024          /* bytes of a path setting, NUL included */
 #define HW_IO_BUFFER 65536                /* bytes of each buffered reader/writer */
 

@@ -2,7 +2,8 @@
  * inetd) starts it; with --listen, the same session in a forked child for
  * each connection on the sockets systemd passes (listen.h). Exit statuses:
  * 0 session ended, 64 usage, 75 temporary failure (spool unusable, I/O
- * error), 78 configuration error. */
+ * error, no valid PROXY header from a trusted proxy), 78 configuration
+ * error. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "modules.h"
+#include "proxy.h"
 #include "sandbox.h"
 #include "smtp.h"
 #include "source_limit.h"
@@ -79,20 +81,39 @@ static bool receive_proxy_trusted(const struct hw_config *cfg, const char *ip)
         return false;
 }
 
-/* A trusted proxy (HAProxy's send-proxy) speaks first: one PROXY v1 line. */
-static int receive_proxy_header(struct smtp_session *s)
+/* A trusted proxy speaks first: its PROXY header (v1 or v2, proxy.h),
+ * before the greeting and within HW_PROXY_HEADER_MS. 0 when the session
+ * goes on; 1 when the proxy closed without a byte (a health check); -errno
+ * when the header is refused (logged; the connection is closed). */
+static int receive_proxy_header(struct smtp_session *s, const char *proxy_ip)
 {
-        char line[HW_IP_MAX * 2 + 64], ip[HW_IP_MAX];
-        unsigned port;
-        size_t len;
-        int r = io_getline(&s->io, line, HW_PROXY_V1_MAX, &len);
+        struct proxy_client client;
+        char why[256];
+        int64_t deadline = io_now_ms() + HW_PROXY_HEADER_MS;
+        int r;
 
-        if (r >= 0)
-                r = smtp_parse_proxy_v1(line, ip, &port);
-        if (r < 0)
+        if (s->io.deadline_ms && s->io.deadline_ms < deadline)
+                deadline = s->io.deadline_ms;
+        io_set_deadline(&s->io, deadline);
+        r = proxy_read(&s->io, &client, why, sizeof(why));
+        if (r == -ENODATA) {
+                log_msg(LOG_DEBUG, "proxy %s closed before sending a PROXY header (a health check?)", proxy_ip);
+                return 1;
+        }
+        if (r < 0) {
+                log_msg(LOG_WARNING, "refused connection from trusted proxy %s: %s", proxy_ip, why);
                 return r;
-        if (ip[0])
-                smtp_session_set_remote(s, ip, port);
+        }
+        if (client.use_peer) {
+                /* LOCAL is the proxy's own health check: not news. */
+                log_msg(strcmp(client.what, "LOCAL") == 0 ? LOG_DEBUG : LOG_INFO,
+                        "connection from proxy %s with PROXY v%d %s: no client address, the proxy's is used",
+                        proxy_ip, client.version, client.what);
+                return 0;
+        }
+        log_msg(LOG_INFO, "client %s port %u via proxy %s (PROXY v%d %s)", client.ip, client.port, proxy_ip,
+                client.version, client.what);
+        smtp_session_set_remote(s, client.ip, client.port);
         return 0;
 }
 
@@ -144,9 +165,10 @@ static int receive_run(const struct hw_config *cfg)
         receive_peer(ip, &port);
         smtp_session_set_remote(&session, ip, port);
         if (receive_proxy_trusted(cfg, ip)) {
-                r = receive_proxy_header(&session);
-                if (r < 0) {
-                        log_msg(LOG_WARNING, "bad PROXY header from %s: %s", ip, strerror(-r));
+                r = receive_proxy_header(&session, ip);
+                if (r != 0) {
+                        if (r > 0)
+                                status = 0;
                         goto out;
                 }
         }

@@ -14,6 +14,7 @@
 #include "data.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxy_parse.h"
 
 struct smtp_command {
         enum smtp_cmd cmd;
@@ -93,6 +94,7 @@ static const struct smtp_reply
 #define REPLY_TOO_MANY_ERRORS "421 4.7.0 %s Too many errors, closing connection" /* host */
 #define REPLY_IDLE_TIMEOUT "421 4.4.2 %s Timeout exceeded, closing connection"   /* host */
 #define REPLY_DEADLINE "421 4.4.2 %s %s deadline exceeded, closing connection"   /* host, what */
+#define REPLY_PROXY_REFUSED "421 4.7.0 %s PROXY header not accepted here, closing connection" /* host */
 
 const struct smtp_reply *smtp_spool_error_reply(int error)
 {
@@ -900,6 +902,31 @@ void smtp_session_set_remote(struct smtp_session *s, const char *ip, unsigned po
         s->env.remote_port = port;
 }
 
+/* A PROXY header where a command belongs, before HELO/EHLO: from a peer
+ * not in SMTP_PROXY_TRUSTED (a trusted proxy's header is read before the
+ * greeting, receive/main.c), or a second one. Never believed: refused
+ * and the connection closed. 1 when refused, 0 when the input is not a
+ * header, or -errno from reading. */
+static int smtp_refuse_proxy_header(struct smtp_session *s)
+{
+        const char *data;
+        size_t len;
+        enum proxy_version v;
+        int r = io_peek(&s->io, &data, &len);
+
+        if (r < 0)
+                return r;
+        v = proxy_detect(data, len);
+        if (v != PROXY_V1 && v != PROXY_V2)
+                return 0;
+        log_msg(LOG_WARNING, "refused %s: PROXY v%d header after the greeting "
+                "(only addresses in SMTP_PROXY_TRUSTED may send one, before it)",
+                s->env.remote_ip, v == PROXY_V1 ? 1 : 2);
+        s->state = STATE_CLOSING;
+        r = io_printf(&s->io, REPLY_PROXY_REFUSED "\r\n", s->cfg->hostname);
+        return r < 0 ? r : 1;
+}
+
 /* One command line: read, validate, act. */
 static int smtp_command(struct smtp_session *s)
 {
@@ -912,6 +939,11 @@ static int smtp_command(struct smtp_session *s)
         int r;
 
         smtp_set_deadline(s, "command", io_now_ms() + (int64_t)s->cfg->command_deadline_ms);
+        if (s->state == STATE_CONNECTED) {
+                r = smtp_refuse_proxy_header(s);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
         r = io_getline(&s->io, s->line, s->cfg->max_line_length, &len);
 
         if (r == -E2BIG)

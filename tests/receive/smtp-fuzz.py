@@ -460,6 +460,11 @@ def proxy_header(g):
         return b"PROXY TCP6 %s 2001:db8::25 40000 25\r\n" % ip.encode(), ip
     if c < 0.5:
         return b"PROXY UNKNOWN\r\n", "127.0.0.1"
+    if c < 0.6:
+        # v2, TCP over IPv4 (receive/proxy_parse.h), with a NOOP TLV or not
+        tlv = r.choice([b"", b"\x04\x00\x02ab"])
+        return (b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00" + bytes([12 + len(tlv)])
+                + b"\xcb\x00\x71\x09\xc0\x00\x02\x19\xdc\x04\x00\x19" + tlv), "203.0.113.9"
     bad = r.choice([
         b"PROXY TCP4 203.0.113.9 192.0.2.25 56324 25",         # no line end
         b"PROXY TCP4 203.0.113.9 192.0.2.25 56324\r\n",
@@ -478,8 +483,9 @@ def proxy_header(g):
         b"PROXY TCP4 " + b"1" * 120 + b" 192.0.2.25 1 25\r\n",
         b"PROXY TCP4 " + b"9" * (1 << 20) + b"\r\n",
         b"\r\n\r\n\0\r\nQUIT\n\x00\x00\x00\x00",
-        b"\x0d\x0a\x0d\x0a\x00\x0d\x0a\x51\x55\x49\x54\x0a\x21\x11\x00\x0c"   # PROXY v2
-        b"\xcb\x00\x71\x09\xc0\x00\x02\x19\xdc\x04\x00\x19",
+        b"\x0d\x0a\x0d\x0a\x00\x0d\x0a\x51\x55\x49\x54\x0a\x21\x11\x00\x0c"   # PROXY v2, cut short
+        b"\xcb\x00\x71\x09\xc0\x00\x02\x19\xdc\x04",
+        b"\x0d\x0a\x0d\x0a\x00\x0d\x0a\x51\x55\x49\x54\x0a\x21\x11\xff\xff",  # v2, oversized
         b"EHLO c.example\r\n",
         b"PROXY", b"PROXY TCP4 1", b"",
         g.raw(r.randint(1, 200)),
@@ -494,7 +500,7 @@ def gen_proxy(g):
     expect = {}
     if ip is not None:
         expect["remote_ip"] = ip
-        if g.chance(0.2):   # a second PROXY line is an unknown command now
+        if g.chance(0.2):   # a second PROXY header: refused with 421 before HELO
             acts.append(["send", proxy_header(g)[0] or b"PROXY\r\n"])
         acts += [["wait", 5], ["send", b"EHLO c.example\r\n"], ["wait", 5]]
         acts += lockstep_tx(g) if g.chance(0.6) else [["send", g.junk_line()]]
