@@ -154,11 +154,12 @@ static void auth_dkim_report(DKIM_SIGINFO *sig, struct auth_dkim *d, bool out_of
                          alg == DKIM_SIGN_RSASHA1 ? "rsa-sha1" : "");
         if ((flags & DKIM_SIGFLAG_PASSED) && dkim_sig_getbh(sig) == DKIM_SIGBH_MATCH) {
                 d->result = AUTH_PASS;
-        } else if (error != DKIM_SIGERROR_OK && error != DKIM_SIGERROR_UNKNOWN) {
-                d->result = auth_dkim_error_result(error, &reason);
         } else if ((flags & DKIM_SIGFLAG_PROCESSED) && dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH) {
+                /* The more useful of the two reasons a changed body gives. */
                 d->result = AUTH_FAIL;
                 reason = "body hash mismatch";
+        } else if (error != DKIM_SIGERROR_OK && error != DKIM_SIGERROR_UNKNOWN) {
+                d->result = auth_dkim_error_result(error, &reason);
         } else if (flags & DKIM_SIGFLAG_PROCESSED) {
                 d->result = AUTH_FAIL;
                 reason = "signature mismatch";
