@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "auth_verdict.h"
 #include "sign.h"
 #include "spool.h"
 
@@ -41,6 +42,8 @@ struct payload_fields {
         char *headers_json;               /* [[name, value], ...] */
         const char *queue_id;
         bool header_too_big;              /* fields left empty, see payload.c */
+        struct auth_verdict auth;         /* sender authentication; .checked false without */
+        char *auth_json;                  /* the same as JSON (lib/json.h); NULL without */
 };
 
 int payload_fields_read(struct payload_fields *f, int fd, off_t body_offset,

@@ -55,8 +55,11 @@ struct decision_request {
 
 /* Builds the body for env and the message at message_offset in fd (the
  * header section is parsed with pread; the file position is untouched). */
+/* auth: the sender authentication verdict, sent as message.auth in the
+ * summary and full modes; NULL when the checks did not run. */
 int decision_request_build(struct decision_request *req, enum decision_mode mode,
-                           const struct envelope *env, int fd, off_t message_offset);
+                           const struct envelope *env, const struct auth_verdict *auth,
+                           int fd, off_t message_offset);
 void decision_request_free(struct decision_request *req);
 
 /* ISO 8601 UTC with milliseconds ("2026-06-16T10:00:00.000Z"). */
