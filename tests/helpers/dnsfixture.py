@@ -236,6 +236,16 @@ class DnsFixture:
         self.frozen = False
         self.resolv = os.path.join(self.dir, "resolv.conf")
         self.set_resolver(ipv6=ipv6, options=resolv_options)
+        # A sandbox that allows the network namespace may still refuse the
+        # mount namespace: find out now rather than as a silent hw-receive.
+        probe = subprocess.run(self.wrap(["cat", "/etc/resolv.conf"]), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=30)
+        with open(self.resolv, "rb") as f:
+            ours = f.read()
+        if probe.returncode != 0 or probe.stdout != ours:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise Unavailable("cannot bind-mount a resolv.conf in a mount namespace: %s"
+                              % probe.stderr.decode("utf-8", "replace").strip())
 
     def __enter__(self):
         return self
