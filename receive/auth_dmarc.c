@@ -37,12 +37,35 @@ static void auth_dmarc_load_suffixes(void)
                 auth_dmarc_suffixes_loaded = true;
 }
 
-/* The organizational domain of domain (RFC 7489 3.2). */
+/* Whether the list has a rule for the top-level domain tld: asked of a
+ * name below it, the library finds a shorter organizational domain. */
+static bool auth_dmarc_tld_listed(const char *tld)
+{
+        char probe[AUTH_DOMAIN_MAX + 32], org[AUTH_DOMAIN_MAX + 32] = "";
+
+        snprintf(probe, sizeof(probe), "hw-probe.hw-probe.%s", tld);
+        return opendmarc_get_tld((unsigned char *)probe, (unsigned char *)org, sizeof(org)) == 0 &&
+               org[0] && strcmp(org, probe) != 0;
+}
+
+/* The organizational domain of domain (RFC 7489 3.2). libopendmarc
+ * answers nothing when no rule matches; the list's own
+ * algorithm then applies the implicit "*" rule: the top-level domain is
+ * the public suffix, the organizational domain one label more. */
 static void auth_dmarc_org_domain(const char *domain, char *org, size_t size)
 {
+        const char *last = strrchr(domain, '.'), *p;
+
+        /* Without a match the library writes nothing. */
+        org[0] = '\0';
         auth_dmarc_load_suffixes();
         if (opendmarc_get_tld((unsigned char *)domain, (unsigned char *)org, size) != 0 || !org[0])
                 snprintf(org, size, "%s", domain);
+        if (strcmp(org, domain) != 0 || !last || auth_dmarc_tld_listed(last + 1))
+                return;
+        for (p = last; p > domain && p[-1] != '.'; p--)
+                ;
+        snprintf(org, size, "%s", p);
 }
 
 enum dmarc_lookup { LOOKUP_FOUND, LOOKUP_NONE, LOOKUP_TEMPERROR };

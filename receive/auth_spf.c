@@ -66,19 +66,37 @@ static bool auth_spf_rr_add(SPF_dns_rr_t *rr, int cnt, const ns_msg *msg, const 
         }
 }
 
+/* The layer's state: the resolver, and whether any lookup failed for
+ * a while (RFC 7208 5: any such failure makes the result temperror, which
+ * libspf2 does not always say). */
+struct auth_spf_state {
+        struct auth_dns *dns;
+        bool temporary_failure;
+};
+
+static SPF_dns_rr_t *auth_spf_temporary(SPF_dns_server_t *server, const char *domain, ns_type type)
+{
+        ((struct auth_spf_state *)server->hook)->temporary_failure = true;
+        return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
+}
+
 static SPF_dns_rr_t *auth_spf_lookup(SPF_dns_server_t *server, const char *domain, ns_type type, int should_cache)
 {
-        struct auth_dns *dns = server->hook;
+        struct auth_dns *dns = ((struct auth_spf_state *)server->hook)->dns;
         unsigned char *answer = malloc(AUTH_DNS_PACKET_MAX);
         SPF_dns_rr_t *rr;
         ns_msg msg;
         int n = answer ? auth_dns_query(dns, domain, type, answer, AUTH_DNS_PACKET_MAX) : -ENOMEM;
         int cnt = 0;
 
+        if (n == -EINVAL) {
+                free(answer);
+                /* A name that cannot be asked has no records. */
+                return SPF_dns_rr_new_init(server, domain, type, 0, HOST_NOT_FOUND);
+        }
         if (n < 0 || ns_initparse(answer, n, &msg) < 0) {
                 free(answer);
-                /* -EINVAL: a name that cannot be asked has no records. */
-                return SPF_dns_rr_new_init(server, domain, type, 0, n == -EINVAL ? HOST_NOT_FOUND : TRY_AGAIN);
+                return auth_spf_temporary(server, domain, type);
         }
         switch (ns_msg_getflag(msg, ns_f_rcode)) {
         case ns_r_noerror:
@@ -88,7 +106,7 @@ static SPF_dns_rr_t *auth_spf_lookup(SPF_dns_server_t *server, const char *domai
                 return SPF_dns_rr_new_nxdomain(server, domain);
         default:
                 free(answer);
-                return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
+                return auth_spf_temporary(server, domain, type);
         }
         rr = SPF_dns_rr_new_init(server, domain, type, 0, NETDB_SUCCESS);
         for (int i = 0; rr && i < ns_msg_count(msg, ns_s_an); i++) {
@@ -138,6 +156,7 @@ static enum auth_result auth_spf_result(SPF_result_t r)
 void auth_spf_check(struct auth_dns *dns, const struct envelope *env, struct auth_verdict *v)
 {
         SPF_dns_server_t *layer = calloc(1, sizeof(*layer));
+        struct auth_spf_state state = { .dns = dns };
         SPF_server_t *server = NULL;
         SPF_request_t *req = NULL;
         SPF_response_t *resp = NULL;
@@ -157,7 +176,7 @@ void auth_spf_check(struct auth_dns *dns, const struct envelope *env, struct aut
         layer->lookup = auth_spf_lookup;
         layer->destroy = auth_spf_layer_free;
         layer->name = "hw-auth";
-        layer->hook = dns;
+        layer->hook = &state;
         server = SPF_server_new_dns(layer, 0);
         if (!server)
                 goto out;
@@ -175,9 +194,11 @@ void auth_spf_check(struct auth_dns *dns, const struct envelope *env, struct aut
                 goto out;
         SPF_request_query_mailfrom(req, &resp);
         v->spf = resp ? auth_spf_result(SPF_response_result(resp)) : AUTH_TEMPERROR;
-        /* A lookup that ran out of time is libspf2's "none" or "permerror"
-         * for a missing record; what the time bound cut short is temperror. */
-        if (v->spf != AUTH_PASS && v->spf != AUTH_FAIL && auth_dns_expired(dns))
+        /* A lookup that failed or ran out of time can come back from
+         * libspf2 as "none" or "permerror" (a record it could not get).
+         * pass and fail stand: a match was found, and a failure after it
+         * (the exp= text) changes nothing. */
+        if ((state.temporary_failure || auth_dns_expired(dns)) && v->spf != AUTH_PASS && v->spf != AUTH_FAIL)
                 v->spf = AUTH_TEMPERROR;
 out:
         if (resp)
