@@ -240,7 +240,7 @@ int payload_fields_read(struct payload_fields *f, int fd, off_t body_offset,
                 return -ENOMEM;
 
         /* The verdict hw-receive recorded, if it checked (lib/auth_verdict.h). */
-        r = auth_verdict_read(fd, &f->auth);
+        r = auth_verdict_read(fd, body_offset, &f->auth);
         if (r < 0) {
                 payload_fields_free(f);
                 return r;

@@ -368,7 +368,7 @@ static int auth_verdict_apply(struct auth_verdict *v, char *line)
         return auth_verdict_parse_line(v, line, space + 1) < 0 ? -EBADMSG : 0;
 }
 
-int auth_verdict_read(int fd, struct auth_verdict *v)
+int auth_verdict_read(int fd, off_t body_offset, struct auth_verdict *v)
 {
         /* Line by line through a small window: the envelope block may be
          * large (many recipients, the reserve's padding line), the auth
@@ -381,15 +381,20 @@ int auth_verdict_read(int fd, struct auth_verdict *v)
 
         auth_verdict_init(v);
         for (;;) {
-                ssize_t n = pread(fd, buf + have, sizeof(buf) - have, at);
-                size_t start = 0;
+                size_t want = sizeof(buf) - have, start = 0;
+                ssize_t n;
 
+                if (at >= body_offset)
+                        return 0;                  /* no envelope block: nothing said */
+                if ((off_t)want > body_offset - at)
+                        want = (size_t)(body_offset - at);
+                n = pread(fd, buf + have, want, at);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
                         return -errno;
                 if (n == 0)
-                        return -EBADMSG;           /* no end of the envelope block */
+                        return -EBADMSG;           /* shorter than its body offset */
                 at += n;
                 have += (size_t)n;
                 for (;;) {

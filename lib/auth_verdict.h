@@ -123,10 +123,11 @@ ssize_t auth_verdict_format_lines(const struct auth_verdict *v, char *buf, size_
  * 1 when it was an auth line, 0 when key is not ours, -EBADMSG when it is
  * ours but malformed. */
 int auth_verdict_parse_line(struct auth_verdict *v, const char *key, const char *value);
-/* Reads the verdict from an open spool item file: v->checked is false
+/* Reads the verdict from the envelope block of an open spool item file,
+ * which ends before body_offset (envelope_read's): v->checked is false
  * when the item has none (verification off, or an older item). 0 or
  * -errno. This is what every payload format calls. */
-int auth_verdict_read(int fd, struct auth_verdict *v);
+int auth_verdict_read(int fd, off_t body_offset, struct auth_verdict *v);
 
 /* The payload fields of v, in this order: auth-spf, auth-dkim, auth-dmarc,
  * auth-dmarc-policy, each a result or policy word. Nothing when v was not

@@ -239,7 +239,7 @@ static int auth_dns_tcp(const struct sockaddr_storage *server, socklen_t server_
                         const unsigned char *q, size_t qlen, size_t question_end,
                         unsigned char *answer, size_t size, int64_t deadline_ms)
 {
-        unsigned char framed[2 + DNS_QUERY_MAX], prefix[2];
+        unsigned char framed[2 + DNS_QUERY_MAX], prefix[2] = { 0, 0 };
         size_t len;
         int fd = auth_dns_socket(server, server_len, SOCK_STREAM), r;
 

@@ -386,7 +386,7 @@ START_TEST(reserve_filled_then_committed)
         ck_assert_int_eq(envelope_read(fd, &back, &body), 0);
         ck_assert_int_eq(body, (off_t)(len - strlen(headers) - strlen(sender_bytes)));
         ck_assert_str_eq(back.sender, "alice@example.net");
-        ck_assert_int_eq(auth_verdict_read(fd, &v), 0);
+        ck_assert_int_eq(auth_verdict_read(fd, body, &v), 0);
         ck_assert(v.checked);
         ck_assert_int_eq(v.spf, AUTH_FAIL);
         close(fd);
@@ -422,7 +422,10 @@ START_TEST(no_reserve_no_verdict)
         ck_assert_int_eq(spool_write(&item, "Subject: x\r\n\r\n", 14), 0);
         ck_assert_int_eq(spool_flush(&item), 0);
         fd = spool_item_open_read(&item);
-        ck_assert_int_eq(auth_verdict_read(fd, &v), 0);
+        ck_assert_int_eq(auth_verdict_read(fd, item.message_offset, &v), 0);
+        ck_assert(!v.checked);
+        /* A file with no envelope block before the offset says nothing. */
+        ck_assert_int_eq(auth_verdict_read(fd, 5, &v), 0);
         ck_assert(!v.checked);
         close(fd);
         spool_abort(&item);
