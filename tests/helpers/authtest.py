@@ -190,6 +190,35 @@ def header_fields(message):
     return [(n, v) for n, v in fields]
 
 
+def auth_json_problems(obj, ar):
+    """How the verdicts as JSON (the payload's auth-results, the decision
+    request's message.auth: {"spf": {...}, "dkim": [...], "dmarc": {...}})
+    differ from the header ar, as a list; [] when they agree."""
+    if not isinstance(obj, dict):
+        return ["not a JSON object: %r" % (obj,)]
+    problems = []
+    spf, dmarc, dkim = obj.get("spf") or {}, obj.get("dmarc") or {}, obj.get("dkim")
+    h_spf, h_dmarc = ar.one("spf"), ar.one("dmarc")
+    if h_spf and spf.get("result") != h_spf.result:
+        problems.append("spf %r, header %s" % (spf.get("result"), h_spf.result))
+    if h_dmarc:
+        if dmarc.get("result") != h_dmarc.result:
+            problems.append("dmarc %r, header %s" % (dmarc.get("result"), h_dmarc.result))
+        if dmarc.get("from") != h_dmarc.prop("header.from"):
+            problems.append("dmarc from %r, header %s" % (dmarc.get("from"), h_dmarc.prop("header.from")))
+        if h_dmarc.prop("policy.dmarc") and dmarc.get("policy") != h_dmarc.prop("policy.dmarc"):
+            problems.append("dmarc policy %r, header %s" % (dmarc.get("policy"), h_dmarc.prop("policy.dmarc")))
+    signed = [r for r in ar.of("dkim") if r.result != "none"]
+    if not isinstance(dkim, list):
+        problems.append("dkim is not a list: %r" % (dkim,))
+    else:
+        got = [(d.get("result"), d.get("domain"), d.get("selector")) for d in dkim]
+        want = [(r.result, r.prop("header.d"), r.prop("header.s")) for r in signed]
+        if got != want:
+            problems.append("dkim %r, header %r" % (got, want))
+    return problems
+
+
 # --- one message through hw-receive ---------------------------------------
 class SpoolItem:
     """A spool item read loosely: the envelope as (key, value) lines, in
