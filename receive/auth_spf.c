@@ -127,11 +127,6 @@ static SPF_dns_rr_t *auth_spf_lookup(SPF_dns_server_t *server, const char *domai
         return rr;
 }
 
-static void auth_spf_layer_free(SPF_dns_server_t *server)
-{
-        free(server);
-}
-
 static enum auth_result auth_spf_result(SPF_result_t r)
 {
         switch (r) {
@@ -174,13 +169,14 @@ void auth_spf_check(struct auth_dns *dns, const struct envelope *env, struct aut
         SPF_info_handler = NULL;
         SPF_debug_handler = NULL;
         layer->lookup = auth_spf_lookup;
-        layer->destroy = auth_spf_layer_free;
+        layer->destroy = NULL;
         layer->name = "hw-auth";
         layer->hook = &state;
+        /* The server does not free a layer it was given (destroy_resolver
+         * is 0 in SPF_server_new_dns): it is freed below. */
         server = SPF_server_new_dns(layer, 0);
         if (!server)
                 goto out;
-        layer = NULL;                     /* the server frees it */
         req = SPF_request_new(server);
         if (!req)
                 goto out;
