@@ -355,7 +355,10 @@ class DnsFixture:
     def _restart(self):
         self.stop_server()
         log = open(os.path.join(self.dir, "nsd.out"), "wb")
-        self.proc = subprocess.Popen([NSD, "-d", "-c", os.path.join(self.dir, "nsd.conf")],
+        # Killed with the test, should the test itself be killed (a make
+        # timeout): setpriv sets the signal and execs NSD in its place.
+        guard = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+        self.proc = subprocess.Popen(guard + [NSD, "-d", "-c", os.path.join(self.dir, "nsd.conf")],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()
