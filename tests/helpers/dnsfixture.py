@@ -26,6 +26,7 @@ own network namespace, and the resolver of hw-receive pointed at it.
 
 Every wait is bounded; stop() (or leaving the with block) ends the server
 and removes its files."""
+import atexit
 import base64
 import ctypes
 import fcntl
@@ -241,6 +242,8 @@ class DnsFixture:
         self.served = None     # the zone names the running server was started with
         self.frozen = False
         self.resolv = os.path.join(self.dir, "resolv.conf")
+        # Also when the test exits before its with block (a skip).
+        atexit.register(self.stop)
         self.set_resolver(ipv6=ipv6, options=resolv_options)
         # A sandbox that allows the network namespace may still refuse the
         # mount namespace: find out now rather than as a silent hw-receive.
