@@ -8,7 +8,10 @@ own network namespace, and the resolver of hw-receive pointed at it.
   and no query can leave the machine. Create it before any thread starts:
   a thread keeps the namespace it was started in.
 - NSD, Debian's authoritative server, serves the zones the test writes on
-  127.0.0.1:53 and [::1]:53, over UDP and TCP. An authoritative server is
+  127.0.0.153:53 and [::1]:53, over UDP and TCP (127.0.0.153, not
+  127.0.0.1, where a machine's own caching resolver may be configured, so
+  that a program left unwrapped cannot reach it by accident). An
+  authoritative server is
   what a sending domain publishes its records on: zone files in the
   format every operator writes, NXDOMAIN and empty answers where nothing
   is published, and no forwarding anywhere. It starts in about a second.
@@ -23,6 +26,7 @@ own network namespace, and the resolver of hw-receive pointed at it.
 
 Every wait is bounded; stop() (or leaving the with block) ends the server
 and removes its files."""
+import atexit
 import base64
 import ctypes
 import fcntl
@@ -44,6 +48,9 @@ SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 SERIAL_LABEL = "hwtest-serial"
+ADDRESS = "127.0.0.153"     # on the namespace's loopback, as all of 127/8
+ADDRESS6 = "::1"
+RESOLV_MARK = "# the test's name server (tests/helpers/dnsfixture.py)"
 START_TIMEOUT = 15.0
 
 
@@ -139,7 +146,7 @@ class Zone:
         lines = ["$ORIGIN %s" % o, "$TTL 60",
                  "@ IN SOA ns.%s hostmaster.%s %d 3600 600 86400 60" % (o, o, serial),
                  "@ IN NS ns.%s" % o,
-                 "ns IN A 127.0.0.1",
+                 "ns IN A %s" % ADDRESS,
                  "%s IN TXT \"%d\"" % (SERIAL_LABEL, serial)]
         lines += ["%s IN %s %s" % (owner, rtype, rdata) for owner, rtype, rdata in self.records]
         return "\n".join(lines) + "\n"
@@ -235,6 +242,8 @@ class DnsFixture:
         self.served = None     # the zone names the running server was started with
         self.frozen = False
         self.resolv = os.path.join(self.dir, "resolv.conf")
+        # Also when the test exits before its with block (a skip).
+        atexit.register(self.stop)
         self.set_resolver(ipv6=ipv6, options=resolv_options)
         # A sandbox that allows the network namespace may still refuse the
         # mount namespace: find out now rather than as a silent hw-receive.
@@ -257,11 +266,13 @@ class DnsFixture:
     # The resolver hw-receive sees.
     def set_resolver(self, ipv6=False, options=(), nameservers=None):
         """Writes the resolv.conf wrap() mounts: by default our server on
-        127.0.0.1 (on ::1 with ipv6), glibc's default timeouts unless
+        ADDRESS (on ::1 with ipv6), glibc's default timeouts unless
         options (e.g. "timeout:1") say otherwise."""
         if nameservers is None:
-            nameservers = ["::1" if ipv6 else "127.0.0.1"]
-        lines = ["nameserver %s" % n for n in nameservers]
+            nameservers = [ADDRESS6 if ipv6 else ADDRESS]
+        # The comment tells this file from any other (the resolvers
+        # skip comment lines).
+        lines = [RESOLV_MARK] + ["nameserver %s" % n for n in nameservers]
         if options:
             lines.append("options " + " ".join(options))
         _write(self.resolv, "\n".join(lines) + "\n")
@@ -314,7 +325,7 @@ class DnsFixture:
             _write(os.path.join(self.dir, origin + "zone"), z.text(self.serial))
         d = self.dir
         conf = ["server:",
-                "  ip-address: 127.0.0.1", "  ip-address: ::1", "  port: 53",
+                "  ip-address: %s" % ADDRESS, "  ip-address: %s" % ADDRESS6, "  port: 53",
                 '  username: ""', '  chroot: ""', '  zonesdir: "%s"' % d,
                 '  database: ""', '  zonelistfile: "%s/zone.list"' % d,
                 '  xfrdfile: "%s/xfrd.state"' % d, '  xfrdir: "%s"' % d,
@@ -347,7 +358,10 @@ class DnsFixture:
     def _restart(self):
         self.stop_server()
         log = open(os.path.join(self.dir, "nsd.out"), "wb")
-        self.proc = subprocess.Popen([NSD, "-d", "-c", os.path.join(self.dir, "nsd.conf")],
+        # Killed with the test, should the test itself be killed (a make
+        # timeout): setpriv sets the signal and execs NSD in its place.
+        guard = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+        self.proc = subprocess.Popen(guard + [NSD, "-d", "-c", os.path.join(self.dir, "nsd.conf")],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()
@@ -363,7 +377,7 @@ class DnsFixture:
         while pending and time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
-            answer = _query(SERIAL_LABEL + "." + pending[0], 16, "127.0.0.1", 0.2)
+            answer = _query(SERIAL_LABEL + "." + pending[0], 16, ADDRESS, 0.2)
             if answer and bytes([len(want)]) + want in answer[12:]:
                 pending.pop(0)
             else:
@@ -412,11 +426,11 @@ class DnsFixture:
                 return False
         return _Silent()
 
-    def query(self, name, qtype=16, server="127.0.0.1", timeout=1.0):
+    def query(self, name, qtype=16, server=None, timeout=1.0):
         """The raw answer to one UDP query (qtype 16 is TXT), or None."""
-        return _query(name, qtype, server, timeout)
+        return _query(name, qtype, server or ADDRESS, timeout)
 
-    def txt_lookup(self, name, server="127.0.0.1"):
+    def txt_lookup(self, name, server=None):
         """The TXT texts served at name (bytes each), [] when none."""
         return txt_texts(self.query(name, 16, server))
 
