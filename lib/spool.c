@@ -361,6 +361,8 @@ int spool_fill_reserve(struct spool_item *item, const char *envelope_lines,
 
                 if (n < 0 && errno != EINTR)
                         r = -errno;
+                else if (n == 0)
+                        r = -EIO;         /* a regular file never takes nothing */
                 else if (n > 0)
                         done += (size_t)n;
         }
@@ -387,10 +389,12 @@ int spool_patch(struct spool_item *item, uint64_t offset, const void *bytes, siz
 
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0) {
+                if (n <= 0) {
+                        int r = n < 0 ? -errno : -EIO;
+
                         if (!item->error)
-                                item->error = -errno;
-                        return -errno;
+                                item->error = r;
+                        return r;
                 }
                 p += n;
                 offset += (uint64_t)n;
