@@ -65,7 +65,7 @@ static int format_relay(struct payload *p, const struct payload_fields *f, int f
         format_buf_str(&h, "\nX-Envelope-To: ");
         format_buf_str(&h, f->recipient);
         format_buf_str(&h, "\n");
-        /* verdicts: request headers would go here. */
+        /* verdicts: in the message's Authentication-Results: header. */
         if (h.error) {
                 free(h.data);
                 return h.error;
@@ -85,7 +85,7 @@ int format_build(struct payload *p, enum webhook_format format, const struct pay
 {
         switch (format) {
         case WEBHOOK_FORMAT_MAILGUN:
-                /* verdicts: Mailgun's own are message headers it adds. */
+                /* verdicts: the auth-* fields (flush/payload.c). */
                 return payload_init(p, f, sig, fd, body_offset);
         case WEBHOOK_FORMAT_MAILGUN_MULTIPART:
                 return format_mailgun_multipart(p, f, sig, fd, body_offset, format_getrandom);

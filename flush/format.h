@@ -10,9 +10,12 @@
  *   sendgrid            multipart/form-data             email part, raw
  *   postmark            application/json                RawEmail, a JSON string
  *
- * Where sender authentication verdicts go (payload_fields' spf, dkim,
- * dmarc, NULL until verified): sendgrid sends `SPF` and `dkim` fields;
- * the other formats have a marked spot ("verdicts:") and send nothing yet.
+ * Where sender authentication verdicts go, when hw-receive checked them:
+ * every format's message starts with hw-receive's Authentication-Results:
+ * header (so relay's body and postmark's RawEmail and Headers carry it);
+ * mailgun and mailgun-multipart add the auth-* fields
+ * (auth_verdict_fields(), and auth-results as JSON); sendgrid sends its
+ * own `SPF` and `dkim` fields (payload_fields' spf, dkim).
  */
 #ifndef HW_FLUSH_FORMAT_H
 #define HW_FLUSH_FORMAT_H

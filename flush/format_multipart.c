@@ -153,28 +153,54 @@ static int format_multipart_finish(struct payload *p, struct format_buf *head, c
         return 0;
 }
 
-/* mailgun's fields, in its order, with body-mime as the last part. */
+/* mailgun's fields: its own, then the verdict's (as the mailgun format
+ * sends them, flush/payload.c), with body-mime as the last part. */
+#define FORMAT_MAILGUN_FIELDS 9
+#define FORMAT_AUTH_FIELDS 5              /* auth_verdict_fields()'s four, and auth-results */
+
+struct format_fields {
+        const char *names[FORMAT_MAILGUN_FIELDS + FORMAT_AUTH_FIELDS];
+        const char *values[FORMAT_MAILGUN_FIELDS + FORMAT_AUTH_FIELDS];
+        size_t n;
+};
+
+static void format_field_add(void *userdata, const char *name, const char *value)
+{
+        struct format_fields *ff = userdata;
+
+        if (ff->n < sizeof(ff->names) / sizeof(ff->names[0])) {
+                ff->names[ff->n] = name;
+                ff->values[ff->n++] = value;
+        }
+}
+
 int format_mailgun_multipart(struct payload *p, const struct payload_fields *f,
                              const struct sign_fields *sig, int fd, off_t body_offset,
                              format_random_fn rnd)
 {
-        const char *names[] = { "recipient", "sender", "from", "subject", "message-headers",
-                                "timestamp", "token", "signature", "queue-id" };
-        const char *values[] = { f->recipient, f->sender, f->from, f->subject, f->headers_json,
-                                 sig->timestamp, sig->token, sig->signature, f->queue_id };
+        static const char *const names[FORMAT_MAILGUN_FIELDS] = {
+                "recipient", "sender", "from", "subject", "message-headers",
+                "timestamp", "token", "signature", "queue-id" };
+        const char *values[FORMAT_MAILGUN_FIELDS] = {
+                f->recipient, f->sender, f->from, f->subject, f->headers_json,
+                sig->timestamp, sig->token, sig->signature, f->queue_id };
+        struct format_fields ff = { .n = 0 };
         char boundary[FORMAT_BOUNDARY_LEN + 1];
         struct format_buf head = { 0 };
         bool utf8;
         int r;
 
-        r = format_boundary_pick(boundary, values, sizeof(values) / sizeof(values[0]), fd, body_offset,
-                                 rnd, &utf8);
+        for (size_t i = 0; i < FORMAT_MAILGUN_FIELDS; i++)
+                if (values[i][0] || strcmp(names[i], "signature") != 0)
+                        format_field_add(&ff, names[i], values[i]);
+        auth_verdict_fields(&f->auth, format_field_add, &ff);
+        if (f->auth_json)
+                format_field_add(&ff, "auth-results", f->auth_json);
+        r = format_boundary_pick(boundary, ff.values, ff.n, fd, body_offset, rnd, &utf8);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-                if (values[i][0] || strcmp(names[i], "signature") != 0)
-                        format_part(&head, boundary, names[i], values[i]);
-        /* verdicts: Mailgun's own are message headers it adds. */
+        for (size_t i = 0; i < ff.n; i++)
+                format_part(&head, boundary, ff.names[i], ff.values[i]);
         return format_multipart_finish(p, &head, boundary, "body-mime", utf8, fd, body_offset);
 }
 

@@ -128,7 +128,7 @@ static json_t *format_postmark_headers(const struct payload_fields *f)
                         return NULL;
                 }
         }
-        /* verdicts: Postmark puts Received-SPF here. */
+        /* verdicts: hw-receive's Authentication-Results: header is one of these. */
         return list;
 }
 

@@ -6,7 +6,14 @@
  * application/x-www-form-urlencoded, as Mailgun's raw-MIME route sends it:
  *
  *   recipient=..&sender=..&from=..&subject=..&message-headers=..&
- *   timestamp=..&token=..[&signature=..]&queue-id=..&body-mime=..
+ *   timestamp=..&token=..[&signature=..]&queue-id=..
+ *   [&auth-spf=..&auth-dkim=..&auth-dmarc=..&auth-dmarc-policy=..&auth-results=..]
+ *   &body-mime=..
+ *
+ * The auth-* fields are there when hw-receive verified the sender
+ * (AUTH_CHECKS): result words (lib/auth_verdict.h) a consumer can read
+ * without parsing the Authentication-Results: header, and auth-results,
+ * the whole verdict as JSON (lib/json.h).
  *
  * Every byte outside RFC 3986's unreserved set (ALPHA DIGIT - . _ ~) is
  * sent as %XX, space included: form decoders accept %20 as well as '+',
@@ -241,6 +248,21 @@ int payload_fields_read(struct payload_fields *f, int fd, off_t body_offset,
         if (!f->recipient)
                 return -ENOMEM;
 
+        /* The verdict hw-receive recorded, if it checked (lib/auth_verdict.h). */
+        r = auth_verdict_read(fd, body_offset, &f->auth);
+        if (r < 0) {
+                payload_fields_free(f);
+                return r;
+        }
+        if (f->auth.checked && !(f->auth_json = hwjson_auth_dump(&f->auth))) {
+                payload_fields_free(f);
+                return -ENOMEM;
+        }
+        if (f->auth.checked) {
+                f->spf = auth_result_name(f->auth.spf);
+                f->dkim = auth_result_name(auth_verdict_dkim_summary(&f->auth));
+                f->dmarc = auth_result_name(f->auth.dmarc);
+        }
         r = header_read(fd, body_offset, 0, &h);
         if (r == -E2BIG) {
                 /* hw-receive bounds header lines, not their bytes: a header
@@ -273,6 +295,8 @@ void payload_fields_free(struct payload_fields *f)
         free(f->subject);
         free(f->headers_json);
         header_list_free(&f->header);
+        free(f->auth_json);
+        auth_verdict_free(&f->auth);
         memset(f, 0, sizeof(*f));
 }
 
@@ -316,6 +340,31 @@ static int payload_measure(struct payload *p)
         return 0;
 }
 
+struct payload_auth_fields {
+        struct payload_buf *b;
+        int error;
+};
+
+static void payload_auth_field(void *userdata, const char *name, const char *value)
+{
+        struct payload_auth_fields *a = userdata;
+
+        if (a->error >= 0)
+                a->error = payload_buf_field(a->b, name, value);
+}
+
+/* The verdict's fields (auth-spf, auth-dkim, auth-dmarc, auth-dmarc-policy)
+ * and auth-results, the whole verdict as JSON; nothing without one. */
+static int payload_auth(struct payload_buf *b, const struct payload_fields *f)
+{
+        struct payload_auth_fields a = { .b = b };
+
+        auth_verdict_fields(&f->auth, payload_auth_field, &a);
+        if (a.error >= 0 && f->auth_json)
+                a.error = payload_buf_field(b, "auth-results", f->auth_json);
+        return a.error;
+}
+
 int payload_start(struct payload *p, enum payload_coding coding, char *head, size_t head_len,
                   char *tail, size_t tail_len, int fd, off_t body_offset)
 {
@@ -353,6 +402,7 @@ int payload_init(struct payload *p, const struct payload_fields *f,
             (r = payload_buf_field(&b, "token", sig->token)) < 0 ||
             (sig->signature[0] && (r = payload_buf_field(&b, "signature", sig->signature)) < 0) ||
             (r = payload_buf_field(&b, "queue-id", f->queue_id)) < 0 ||
+            (r = payload_auth(&b, f)) < 0 ||
             (r = payload_buf_field(&b, "body-mime", "")) < 0)
                 goto fail;
         r = payload_start(p, PAYLOAD_FORM, b.data, b.len, NULL, 0, fd, body_offset);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "auth_verdict.h"
 #include "header.h"
 #include "sign.h"
 #include "spool.h"
@@ -66,9 +67,12 @@ struct payload_fields {
         bool header_too_big;              /* fields left empty, see payload.c */
         const struct envelope *env;       /* sender and recipients, one by one */
         struct header_list header;        /* the message's header; empty when too big */
-        /* Sender authentication verdicts ("pass", "fail", ...), NULL while
-         * unknown: each format puts them where its consumers look (see
-         * format.h). Filled by whoever verifies them; nothing does yet. */
+        struct auth_verdict auth;         /* sender authentication; .checked false without */
+        char *auth_json;                  /* the same as JSON (lib/json.h); NULL without */
+        /* The verdicts as single words ("pass", "fail", ...; DKIM's is
+         * auth_verdict_dkim_summary()), NULL when hw-receive did not
+         * check: each format puts them where its consumers look (see
+         * format.h). */
         const char *spf;
         const char *dkim;
         const char *dmarc;

@@ -187,6 +187,20 @@ static int config_decision_stages(struct hw_config *cfg, char *err, size_t errle
         return 0;
 }
 
+/* The authserv-id names this host in Authentication-Results: headers;
+ * the host's name unless told otherwise. Host-name characters only, so it
+ * is an RFC 8601 value as it stands. */
+static int config_auth_serv_id(struct hw_config *cfg, char *err, size_t errlen)
+{
+        if (!cfg->auth_serv_id[0])
+                snprintf(cfg->auth_serv_id, sizeof(cfg->auth_serv_id), "%s", cfg->hostname);
+        for (const char *p = cfg->auth_serv_id; *p; p++)
+                if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
+                        return config_fail(err, errlen, "AUTH_SERV_ID: '%s' is not a host name",
+                                           cfg->auth_serv_id);
+        return 0;
+}
+
 static int config_spool_dir(struct hw_config *cfg, char *err, size_t errlen)
 {
         if (cfg->spool_dir[0] != '/')
@@ -494,6 +508,17 @@ const struct config_setting config_settings[] = {
         { "SPOOL_MIN_FREE_BYTES", CONFIG_NUMBER, CONFIG_STR(HW_SPOOL_MIN_FREE_DEFAULT),
           CONFIG_FIELD(spool_min_free_bytes), .min = 0, .max = UINT64_C(1) << 50,
           .help = "below this much free space (or 1000 free inodes) `MAIL` gets 452 4.3.1 so senders queue mail on their side" },
+        /* After SMTP_HOSTNAME, which AUTH_SERV_ID defaults to. */
+        { "AUTH_CHECKS", CONFIG_BOOL, "on", CONFIG_FIELD(auth_checks),
+          .help = "verify SPF, DKIM and DMARC after the final dot and prepend an `Authentication-Results:` header; see [Sender authentication](#sender-authentication)" },
+        { "AUTH_SERV_ID", CONFIG_STRING, "", CONFIG_FIELD(auth_serv_id), .check = config_auth_serv_id,
+          .doc_default = "`SMTP_HOSTNAME`",
+          .help = "the authserv-id of `Authentication-Results:` headers; the sender's headers with it are renamed" },
+        { "AUTH_DMARC_ENFORCE", CONFIG_BOOL, "off", CONFIG_FIELD(auth_dmarc_enforce),
+          .help = "a DMARC `fail` under `p=reject` gets 550 5.7.1 and nothing is stored (off: only reported)" },
+        { "AUTH_DNS_TIMEOUT_MS", CONFIG_NUMBER, CONFIG_STR(HW_AUTH_DNS_TIMEOUT_MS_DEFAULT),
+          CONFIG_FIELD(auth_dns_timeout_ms), .min = 100, .max = 600000,
+          .help = "all DNS of one message's checks together; past it, `temperror` and the mail flows on" },
 };
 const size_t config_settings_count = sizeof(config_settings) / sizeof(config_settings[0]);
 

@@ -92,6 +92,12 @@ struct hw_config {
         /* spool */
         char spool_dir[HW_PATH_SETTING_MAX];
         uint64_t spool_min_free_bytes;
+
+        /* sender authentication (hw-auth.so) */
+        bool auth_checks;                 /* AUTH_CHECKS */
+        char auth_serv_id[HW_HOSTNAME_MAX + 1];  /* AUTH_SERV_ID; SMTP_HOSTNAME when unset */
+        bool auth_dmarc_enforce;          /* AUTH_DMARC_ENFORCE */
+        uint64_t auth_dns_timeout_ms;     /* AUTH_DNS_TIMEOUT_MS: all DNS of one message */
 };
 
 /* The settings table (lib/config.c): one row per variable. */

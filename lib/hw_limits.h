@@ -42,6 +42,7 @@
 #define HW_IO_BUFFER 65536                /* bytes of each buffered reader/writer */
 
 /* Webhook and decision API. */
+#define HW_AUTH_DNS_TIMEOUT_MS_DEFAULT 5000 /* ms of DNS per message for SPF, DKIM and DMARC together */
 #define HW_TIMEOUT_MS_DEFAULT 10000       /* ms; haraka-webhook WEBHOOK_TIMEOUT_MS */
 #define HW_RETRY_INTERVAL_MS_DEFAULT 30000
 #define HW_RETRY_MAX_INTERVAL_MS_DEFAULT 3600000

@@ -282,6 +282,20 @@ static int envelope_format(const struct envelope *env, char *buf, size_t size, s
 
 int spool_create(struct spool *s, const struct envelope *env, struct spool_item *item)
 {
+        return spool_create_reserved(s, env, item, 0);
+}
+
+/* The reserve's padding line: "pad ", filler, LF; len >= 5. */
+static void spool_pad_line(char *p, size_t len)
+{
+        memcpy(p, "pad ", 4);
+        memset(p + 4, '-', len - 5);
+        p[len - 1] = '\n';
+}
+
+int spool_create_reserved(struct spool *s, const struct envelope *env, struct spool_item *item,
+                          size_t reserve)
+{
         /* Sized for this envelope: a fixed maximum would be a large
          * allocation (an mmap) for every message. */
         size_t size = 16 * 1024 + env->rcpt_count * (HW_ADDR_MAX + 8), len = 0;
@@ -298,8 +312,19 @@ int spool_create(struct spool *s, const struct envelope *env, struct spool_item 
                           O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (item->fd < 0)
                 return -errno;
+        if (reserve && reserve < SPOOL_RESERVE_MIN)
+                reserve = SPOOL_RESERVE_MIN;
+        size += reserve;
         block = malloc(size);
-        r = block ? envelope_format(env, block, size, &len) : -ENOMEM;
+        r = block ? envelope_format(env, block, size - reserve, &len) : -ENOMEM;
+        item->reserve_len = reserve;
+        if (r >= 0 && reserve) {
+                /* The block's empty line moves to the reserve's end. */
+                item->reserve_offset = (off_t)len - 1;
+                spool_pad_line(block + len - 1, reserve - 1);
+                block[len - 1 + reserve - 1] = '\n';
+                len += reserve - 1;
+        }
         if (r >= 0)
                 r = spool_write_all(s->io, item->fd, block, len);
         item->message_offset = (off_t)len;
@@ -307,6 +332,73 @@ int spool_create(struct spool *s, const struct envelope *env, struct spool_item 
         if (r < 0) {
                 spool_abort(item);
                 return r;
+        }
+        return 0;
+}
+
+int spool_fill_reserve(struct spool_item *item, const char *envelope_lines,
+                       const char *headers, size_t headers_len)
+{
+        size_t lines_len = strlen(envelope_lines), reserve = item->reserve_len, pad;
+        char *fill;
+        int r = 0;
+
+        if (!reserve)
+                return -EINVAL;
+        /* lines, a padding line of at least "pad \n", the empty line, headers */
+        if (lines_len + 5 + 1 + headers_len > reserve)
+                return -E2BIG;
+        fill = malloc(reserve);
+        if (!fill)
+                return -ENOMEM;
+        pad = reserve - lines_len - 1 - headers_len;
+        memcpy(fill, envelope_lines, lines_len);
+        spool_pad_line(fill + lines_len, pad);
+        fill[lines_len + pad] = '\n';
+        memcpy(fill + lines_len + pad + 1, headers, headers_len);
+        for (size_t done = 0; done < reserve && r >= 0;) {
+                ssize_t n = pwrite(item->fd, fill + done, reserve - done, item->reserve_offset + (off_t)done);
+
+                if (n < 0 && errno != EINTR)
+                        r = -errno;
+                else if (n == 0)
+                        r = -EIO;         /* a regular file never takes nothing */
+                else if (n > 0)
+                        done += (size_t)n;
+        }
+        free(fill);
+        if (r < 0) {
+                if (!item->error)
+                        item->error = r;
+                return r;
+        }
+        item->message_offset -= (off_t)headers_len;
+        item->bytes += headers_len;
+        item->reserve_len = 0;
+        return 0;
+}
+
+int spool_patch(struct spool_item *item, uint64_t offset, const void *bytes, size_t len)
+{
+        const char *p = bytes;
+
+        if (offset + len > item->bytes - item->buffered)
+                return -EINVAL;
+        while (len) {
+                ssize_t n = pwrite(item->fd, p, len, item->message_offset + (off_t)offset);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        int r = n < 0 ? -errno : -EIO;
+
+                        if (!item->error)
+                                item->error = r;
+                        return r;
+                }
+                p += n;
+                offset += (uint64_t)n;
+                len -= (size_t)n;
         }
         return 0;
 }

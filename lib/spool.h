@@ -88,6 +88,33 @@
  * `sed '1,/^$/d' pending/ID` prints the message. Envelope values never
  * hold CR, LF or NUL (the writer replaces them).
  *
+ * The reserve. Headers that hw-receive knows only after the final dot
+ * (Authentication-Results:, lib/auth_verdict.h) must come before the
+ * sender's bytes, which are already written by then. So an item created
+ * with a reserve has, in S1, a padding line and the empty line in front of
+ * the sender's bytes:
+ *
+ *   rcpt bob@example.com
+ *   pad --------...--------        the reserve: a fixed number of bytes,
+ *   <empty line>                   a complete, valid envelope end
+ *   (the sender's message)
+ *
+ * and, once filled (before the commit, in the same file), the same bytes
+ * hold further envelope lines, a shorter padding line, the empty line and
+ * the headers, so that the headers end where the sender's bytes begin:
+ *
+ *   rcpt bob@example.com
+ *   auth-spf pass mailfrom alice@example.net
+ *   pad --
+ *   <empty line>
+ *   Received: from ...
+ *   Authentication-Results: ...
+ *   (the sender's message)
+ *
+ * Readers need nothing new: "pad" and "auth-*" are keys an older reader
+ * skips. Nothing moves: the fill is one pwrite(2) into bytes the item
+ * already has, before the fsync of spool_commit.
+ *
  * Queue ids: 16 decimal digits of Unix microseconds, '-', 16 hex digits
  * from getrandom(2): sortable by time, unique across hosts, safe as names.
  */
@@ -152,6 +179,8 @@ struct spool_item {
         char id[HW_QID_LEN + 1];
         uint64_t bytes;                    /* message bytes (after the envelope) */
         off_t message_offset;              /* where the message starts in the file */
+        off_t reserve_offset;              /* the reserve (spool_create_reserved), */
+        size_t reserve_len;                /* 0 without one or once filled */
         int error;                         /* first write error, -errno; sticky */
         size_t buffered;
         char buf[HW_IO_BUFFER];
@@ -189,6 +218,22 @@ void envelope_free(struct envelope *env);
 
 /* S1: creates tmp/ID (env->id) and writes the envelope block. */
 int spool_create(struct spool *s, const struct envelope *env, struct spool_item *item);
+/* S1 with a reserve of reserve bytes (see "The reserve" above) for
+ * headers known only after the final dot; at least SPOOL_RESERVE_MIN. */
+#define SPOOL_RESERVE_MIN 8
+int spool_create_reserved(struct spool *s, const struct envelope *env, struct spool_item *item,
+                          size_t reserve);
+/* Fills the reserve: envelope_lines (complete "key value\n" lines, may be
+ * empty) go into the envelope block and headers right before the sender's
+ * bytes, which become part of the message (message_offset and bytes say
+ * so). -E2BIG when they do not fit; -EINVAL without a reserve. Call after
+ * spool_flush(). */
+int spool_fill_reserve(struct spool_item *item, const char *envelope_lines,
+                       const char *headers, size_t headers_len);
+/* Overwrites len bytes of the message at offset (from message_offset)
+ * with as many: hw-receive's only change to the sender's bytes (renaming
+ * a forged header, lib/auth_verdict.h). Only bytes already flushed. */
+int spool_patch(struct spool_item *item, uint64_t offset, const void *bytes, size_t len);
 /* Message bytes, buffered; errors are sticky and reported by commit. */
 int spool_write(struct spool_item *item, const void *data, size_t len);
 /* A read-only descriptor of the item in tmp/ (for the decision API). */

@@ -262,7 +262,7 @@ static enum decision_outcome decision_decide(const struct hw_config *cfg, const 
 
         if (!c)
                 return DECISION_TEMPFAIL;
-        r = decision_request_build(&c->req, cfg->decision_mode, msg->env, msg->fd, msg->offset);
+        r = decision_request_build(&c->req, cfg->decision_mode, msg->env, msg->auth, msg->fd, msg->offset);
         body_len = c->req.head_len + c->req.tail_len;
         if (r >= 0 && c->req.has_stream) {
                 uint64_t raw_len;

@@ -9,6 +9,8 @@
  *               "from":DECODED,"subject":DECODED,
  *               "remote":{"ip":IP,"host":IP,"helo":HELO},
  *               "headers":[[name,value],...]      (summary, full)
+ *               "auth":{"spf":...,"dkim":[...],"dmarc":...}
+ *                                     (summary, full; with AUTH_CHECKS, lib/json.h)
  *               "rawMime":"..."}}                 (full)
  *
  * from and subject are what the webhook sends: unfolded, RFC 2047 decoded to
@@ -264,7 +266,7 @@ static bool decision_ip_known(const char *ip)
 }
 
 static json_t *decision_message_object(enum decision_mode mode, const struct envelope *env,
-                                       const struct header_list *h)
+                                       const struct auth_verdict *auth, const struct header_list *h)
 {
         json_t *msg = json_object(), *rcpt = json_array(), *remote = json_object();
         bool ip_known = decision_ip_known(env->remote_ip);
@@ -289,6 +291,8 @@ static json_t *decision_message_object(enum decision_mode mode, const struct env
         if (r >= 0) r = decision_set(msg, "remote", json_incref(remote));
         if (r >= 0 && mode != DECISION_MODE_MINIMAL)
                 r = decision_set(msg, "headers", hwjson_headers_array(h));
+        if (r >= 0 && mode != DECISION_MODE_MINIMAL && auth && auth->checked)
+                r = decision_set(msg, "auth", hwjson_auth(auth));
         json_decref(rcpt);
         json_decref(remote);
         if (r < 0) {
@@ -309,7 +313,8 @@ static const char *decision_mode_name(enum decision_mode mode)
 }
 
 int decision_request_build(struct decision_request *req, enum decision_mode mode,
-                           const struct envelope *env, int fd, off_t message_offset)
+                           const struct envelope *env, const struct auth_verdict *auth,
+                           int fd, off_t message_offset)
 {
         struct header_list h;
         struct stat st;
@@ -325,7 +330,7 @@ int decision_request_build(struct decision_request *req, enum decision_mode mode
                 memset(&h, 0, sizeof(h));
         else if (r < 0)
                 return r;
-        msg = decision_message_object(mode, env, &h);
+        msg = decision_message_object(mode, env, auth, &h);
         header_list_free(&h);
         if (!msg)
                 return -ENOMEM;

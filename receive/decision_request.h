@@ -56,8 +56,11 @@ struct decision_request {
 
 /* Builds the body for env and the message at message_offset in fd (the
  * header section is parsed with pread; the file position is untouched). */
+/* auth: the sender authentication verdict, sent as message.auth in the
+ * summary and full modes; NULL when the checks did not run. */
 int decision_request_build(struct decision_request *req, enum decision_mode mode,
-                           const struct envelope *env, int fd, off_t message_offset);
+                           const struct envelope *env, const struct auth_verdict *auth,
+                           int fd, off_t message_offset);
 /* The body for one recipient at RCPT time (stage "rcpt"): the minimal
  * shape, as no message exists yet. */
 int decision_request_build_rcpt(struct decision_request *req, const struct hw_module_recipient *rcpt);

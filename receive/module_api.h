@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "auth_verdict.h"
 #include "config.h"
 #include "io_transport.h"
 #include "spool.h"             /* struct envelope, nothing else of the spool */
@@ -42,6 +43,7 @@ struct hw_module_message {
         const struct envelope *env;
         int fd;                /* read-only; read it with pread(2) */
         off_t offset;          /* where the message starts in fd */
+        const struct auth_verdict *auth;   /* NULL when not verified */
 };
 
 /* A recipient at RCPT time, before any message exists. */
@@ -92,6 +94,25 @@ struct hw_decision_module {
         enum decision_outcome (*decide_rcpt)(const struct hw_config *cfg, const struct hw_module_recipient *rcpt,
                                              char *reply, size_t reply_size,
                                              char *reason, size_t reason_size);
+};
+
+/* hw-auth.so: SPF, DKIM and DMARC (libspf2, libopendkim, libopendmarc),
+ * all DNS through one stub resolver bounded by AUTH_DNS_TIMEOUT_MS.
+ * check() reads the resolver configuration and the public suffix list. */
+#define HW_AUTH_MODULE_FILE "hw-auth.so"
+#define HW_AUTH_MODULE_SYMBOL "hw_auth_module"
+struct hw_auth_module {
+        struct hw_module module;
+        /* Verifies msg (the sender's bytes, before our headers) for the
+         * client in msg->env. Fills v (checked true, and temperror where
+         * time or DNS ran out) and lists the sender's forged
+         * Authentication-Results: headers in v->forged. 0, or -errno with
+         * the reason in err when something failed that is not DNS. */
+        int (*verify)(const struct hw_config *cfg, const struct hw_module_message *msg,
+                      struct auth_verdict *v, char *err, size_t errlen);
+        /* For --check-config: one query to the resolver. 0 when it
+         * answered; report says what happened either way. */
+        int (*probe)(const struct hw_config *cfg, char *report, size_t report_size);
 };
 
 #endif

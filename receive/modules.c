@@ -38,13 +38,20 @@ static bool modules_want_decision(const struct hw_config *cfg)
         return cfg->decision_url[0];
 }
 
+static bool modules_want_auth(const struct hw_config *cfg)
+{
+        return cfg->auth_checks;
+}
+
 /* Every module hw-receive knows, in the order --check-config checks them. */
-enum { MODULE_TLS, MODULE_DECISION, MODULE_COUNT };
+enum { MODULE_TLS, MODULE_DECISION, MODULE_AUTH, MODULE_COUNT };
 static struct module modules[MODULE_COUNT] = {
         [MODULE_TLS] = { .file = HW_TLS_MODULE_FILE, .symbol = HW_TLS_MODULE_SYMBOL,
                          .wanted = modules_want_tls },
         [MODULE_DECISION] = { .file = HW_DECISION_MODULE_FILE, .symbol = HW_DECISION_MODULE_SYMBOL,
                               .wanted = modules_want_decision },
+        [MODULE_AUTH] = { .file = HW_AUTH_MODULE_FILE, .symbol = HW_AUTH_MODULE_SYMBOL,
+                          .wanted = modules_want_auth },
 };
 
 /* The TLS verdict is taken once per process, on the first EHLO, and
@@ -167,6 +174,11 @@ static const struct hw_decision_module *modules_decision(void)
         return (const struct hw_decision_module *)modules[MODULE_DECISION].api;
 }
 
+static const struct hw_auth_module *modules_auth(void)
+{
+        return (const struct hw_auth_module *)modules[MODULE_AUTH].api;
+}
+
 /* Loads m and checks its settings: 0, or -errno with the reason in err. */
 static int module_load_checked(struct module *m, const struct hw_config *cfg, char *err, size_t errlen)
 {
@@ -219,10 +231,11 @@ static int modules_tls_start(const struct hw_config *cfg, int timeout_ms, const 
 }
 
 static enum decision_outcome modules_decide(const struct hw_config *cfg, const struct envelope *env,
-                                            const struct spool_item *item, char *reply, size_t size,
-                                            char *reason, size_t reason_size)
+                                            const struct spool_item *item, const struct auth_verdict *auth,
+                                            char *reply, size_t size, char *reason, size_t reason_size)
 {
-        struct hw_module_message msg = { .env = env, .offset = item->message_offset };
+        struct hw_module_message msg = { .env = env, .offset = item->message_offset,
+                                         .auth = auth && auth->checked ? auth : NULL };
         enum decision_outcome outcome;
         int r = module_load(&modules[MODULE_DECISION], reason, reason_size);
 
@@ -255,6 +268,32 @@ static enum decision_outcome modules_decide_rcpt(const struct hw_config *cfg, co
         return modules_decision()->decide_rcpt(cfg, &rcpt, reply, size, reason, reason_size);
 }
 
+/* Loaded at the first final dot of the session: a session that only
+ * connects and quits never pays for the three libraries. */
+static int modules_authenticate(const struct hw_config *cfg, const struct envelope *env,
+                                const struct spool_item *item, struct auth_verdict *v)
+{
+        struct hw_module_message msg = { .env = env, .offset = item->message_offset };
+        char err[512] = "";
+        int r = module_load(&modules[MODULE_AUTH], err, sizeof(err));
+
+        if (r < 0) {
+                /* Loud, but mail keeps flowing, without the header. */
+                log_msg(LOG_ERR, "sender authentication disabled: %s", err);
+                return 0;
+        }
+        msg.fd = spool_item_open_read(item);
+        if (msg.fd < 0) {
+                log_msg(LOG_ERR, "%s: cannot reopen the message: %s", env->id, strerror(-msg.fd));
+                return msg.fd;
+        }
+        r = modules_auth()->verify(cfg, &msg, v, err, sizeof(err));
+        close(msg.fd);
+        if (err[0])
+                log_msg(r < 0 ? LOG_ERR : LOG_WARNING, "%s: sender authentication: %s", env->id, err);
+        return r;
+}
+
 const struct smtp_hooks *modules_hooks(const struct hw_config *cfg)
 {
         static struct smtp_hooks hooks;
@@ -273,6 +312,10 @@ const struct smtp_hooks *modules_hooks(const struct hw_config *cfg)
                         hooks.decide_rcpt = modules_decide_rcpt;
                 any = true;
         }
+        if (modules[MODULE_AUTH].wanted(cfg)) {
+                hooks.authenticate = modules_authenticate;
+                any = true;
+        }
         return any ? &hooks : NULL;
 }
 
@@ -287,6 +330,16 @@ int modules_check(const struct hw_config *cfg, char *err, size_t errlen)
                 if (r < 0)
                         return r;
         }
+        if (modules_auth()) {
+                char report[512];
+
+                /* A dead resolver is reported, not refused: mail still
+                 * flows, with temperror results. */
+                if (modules_auth()->probe(cfg, report, sizeof(report)) < 0)
+                        log_msg(LOG_WARNING, "AUTH_CHECKS: %s", report);
+                else
+                        log_msg(LOG_NOTICE, "AUTH_CHECKS: %s", report);
+        }
         return 0;
 }
 
@@ -298,6 +351,8 @@ void modules_prepare(const struct hw_config *cfg)
 
         if (modules[MODULE_DECISION].wanted(cfg) && module_load(&modules[MODULE_DECISION], err, sizeof(err)) < 0)
                 log_msg(LOG_ERR, "decision API: %s", err);
+        if (modules[MODULE_AUTH].wanted(cfg) && module_load(&modules[MODULE_AUTH], err, sizeof(err)) < 0)
+                log_msg(LOG_ERR, "sender authentication: %s", err);
         if (!cfg->tls_cert_path[0] || !cfg->tls_key_path[0])
                 return;
         r = tls_verdict_key(cfg, key, sizeof(key));

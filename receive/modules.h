@@ -1,6 +1,7 @@
 /* Optional parts of hw-receive live in modules loaded with dlopen(3) only
- * when a session needs them: hw-tls.so (GnuTLS) on STARTTLS and
- * hw-decision.so (libcurl, jansson) after DATA. Linking those libraries
+ * when a session needs them: hw-tls.so (GnuTLS) on STARTTLS, and after
+ * DATA hw-auth.so (libspf2, libopendkim, libopendmarc) and
+ * hw-decision.so (libcurl, jansson). Linking those libraries
  * would cost every connection several milliseconds of start-up, also the
  * many that never use them. Modules are looked for in $HW_MODULE_DIR, else
  * in the package's library directory. What a module sees is in

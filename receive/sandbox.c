@@ -47,6 +47,7 @@
 struct sandbox_role {
         const char *program;
         bool connect;           /* TCP connections out, DNS, the CA file */
+        bool dns;               /* DNS only: UDP anywhere, TCP to port 53 (hw-auth.so) */
         bool session_files;     /* the modules, the TLS certificate and key */
 };
 
@@ -67,6 +68,13 @@ struct sandbox_role {
 #define SANDBOX_NET_CONNECT_TCP (1ULL << 1)     /* ABI 4 */
 #define SANDBOX_SCOPE_ABSTRACT_UNIX (1ULL << 0) /* ABI 6 */
 #define SANDBOX_SCOPE_SIGNAL (1ULL << 1)        /* ABI 6 */
+#define SANDBOX_RULE_NET_PORT 2                 /* ABI 4: landlock_net_port_attr */
+#define SANDBOX_DNS_PORT 53
+
+struct sandbox_net_port_attr {
+        uint64_t allowed_access;
+        uint64_t port;
+} __attribute__((packed));
 
 /* The kernel's struct landlock_ruleset_attr as of ABI 6; older kernels are
  * given the prefix they know. */
@@ -251,8 +259,19 @@ static int sandbox_landlock(const struct hw_config *cfg, const struct sandbox_ro
                 r = sandbox_allow_path(ruleset, cfg->tls_key_path, FS_READ, fs, err, errlen);
         if (r >= 0 && connect)
                 r = sandbox_allow_path(ruleset, cfg->webhook_ca_file, FS_READ, fs, err, errlen);
-        if (r >= 0 && connect)
+        if (r >= 0 && (connect || role->dns))
                 r = sandbox_allow_parent(ruleset, "/etc/resolv.conf", fs, err, errlen);
+        /* DNS over TCP (answers too long for UDP): port 53 only. UDP is
+         * outside Landlock's reach; the seccomp filter allows its sockets. */
+        if (r >= 0 && role->dns && (attr.handled_access_net & SANDBOX_NET_CONNECT_TCP)) {
+                struct sandbox_net_port_attr port = { .allowed_access = SANDBOX_NET_CONNECT_TCP,
+                                                      .port = SANDBOX_DNS_PORT };
+
+                if (syscall(__NR_landlock_add_rule, ruleset, SANDBOX_RULE_NET_PORT, &port, 0) < 0) {
+                        r = -errno;
+                        snprintf(err, errlen, "Landlock rule for TCP port %d: %s", SANDBOX_DNS_PORT, strerror(-r));
+                }
+        }
         /* This process's own /proc entries (also for its threads), never
          * other processes'. */
         snprintf(self, sizeof(self), "/proc/%ld", (long)getpid());
@@ -456,7 +475,7 @@ static int sandbox_seccomp(const struct sandbox_role *role, char *err, size_t er
         for (size_t i = 0; i < sizeof(filter_frequent) / sizeof(filter_frequent[0]); i++)
                 filter_return(&f, filter_frequent[i], RET_ALLOW);
 
-        filter_socket(&f, families, role->connect ? 3 : 1);
+        filter_socket(&f, families, role->connect || role->dns ? 3 : 1);
         /* No memory both writable and executable, and no executable
          * memory made later (MemoryDenyWriteExecute=): mapping libraries
          * read-only and executable, as dlopen(3) does, stays possible. */
@@ -550,6 +569,7 @@ int sandbox_apply(const struct hw_config *cfg, int spool_fd, char *err, size_t e
         const struct sandbox_role session = {
                 .program = "hw-receive",
                 .connect = cfg->decision_url[0] != '\0',
+                .dns = cfg->auth_checks,
                 .session_files = true,
         };
 

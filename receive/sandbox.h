@@ -20,7 +20,9 @@
 
 /* hw-receive's session: also reads the modules and the TLS certificate
  * and key; sockets of AF_UNIX only, and TCP connections out (with DNS and
- * WEBHOOK_CA_FILE) only when the decision API is configured.
+ * WEBHOOK_CA_FILE) only when the decision API is configured. With
+ * AUTH_CHECKS, DNS: AF_INET and AF_INET6 sockets, resolv.conf, and TCP
+ * connections to port 53 only (UDP is not Landlock's to restrict).
  * spool_fd: the opened SPOOL_DIR. 0, or -errno with the reason in err. */
 int sandbox_apply(const struct hw_config *cfg, int spool_fd, char *err, size_t errlen);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth_verdict.h"
 #include "data.h"
 #include "log.h"
 #include "metrics.h"
@@ -95,6 +96,12 @@ static const struct smtp_reply
 #define REPLY_IDLE_TIMEOUT "421 4.4.2 %s Timeout exceeded, closing connection"   /* host */
 #define REPLY_DEADLINE "421 4.4.2 %s %s deadline exceeded, closing connection"   /* host, what */
 #define REPLY_PROXY_REFUSED "421 4.7.0 %s PROXY header not accepted here, closing connection" /* host */
+#define REPLY_DMARC_REJECT "550 5.7.1 The DMARC policy of %s rejects this message" /* From: domain */
+
+/* The item's reserve (lib/spool.h) when sender authentication is on: the
+ * auth envelope lines, our Received: header and the
+ * Authentication-Results: header, with room for the padding line. */
+#define SMTP_AUTH_RESERVE (AUTH_LINES_MAX + sizeof(((struct smtp_session *)0)->received) + AUTH_HEADER_MAX + 16)
 
 const struct smtp_reply *smtp_spool_error_reply(int error)
 {
@@ -567,7 +574,7 @@ static int smtp_read_message(struct smtp_session *s, uint64_t left)
 }
 
 static void smtp_log_transaction(struct smtp_session *s, uint64_t size, const char *outcome,
-                                 const char *reply, const char *reason)
+                                 const char *reply, const char *reason, const struct auth_verdict *auth)
 {
         struct log_fields f;
 
@@ -584,18 +591,63 @@ static void smtp_log_transaction(struct smtp_session *s, uint64_t size, const ch
         log_field(&f, "HW_REPLY", "%s", reply);
         if (reason)
                 log_field(&f, "HW_REASON", "%s", reason);
+        if (auth && auth->checked)
+                log_field(&f, "HW_AUTH", "spf=%s dkim=%s dmarc=%s", auth_result_name(auth->spf),
+                          auth_result_name(auth_verdict_dkim_summary(auth)), auth_result_name(auth->dmarc));
         log_fields_send(strcmp(outcome, "accepted") == 0 ? LOG_INFO : LOG_NOTICE, &f,
                         "%s: %s from <%s> [%s], %zu recipient(s), %" PRIu64 " bytes", s->env.id,
                         outcome, s->env.sender, s->env.remote_ip, s->env.rcpt_count, size);
 }
 
-/* After the final dot: limits, the decision API, the commit, the reply. */
+/* Sender authentication, then our headers into the item's reserve: 0 to
+ * go on, 1 when DMARC enforcement refused the message (reply set), or
+ * -errno. */
+static int smtp_authenticate(struct smtp_session *s, struct auth_verdict *v, char *reply, size_t size)
+{
+        char lines[AUTH_LINES_MAX] = "", headers[sizeof(s->received) + AUTH_HEADER_MAX], from[128];
+        ssize_t len = 0;
+        int r = s->hooks->authenticate(s->cfg, &s->env, &s->item, v);
+
+        if (r < 0)
+                return r;
+        /* RFC 8601 section 5: a header that claims our authserv-id is the
+         * sender's forgery. It is renamed in place, the same length, so
+         * nothing moves: the only change to the sender's bytes. */
+        for (size_t i = 0; i < v->forged_count && r >= 0; i++)
+                r = spool_patch(&s->item, v->forged[i], AUTH_FORGED_NAME, strlen(AUTH_FORGED_NAME));
+        memcpy(headers, s->received, s->received_len);
+        if (r >= 0 && v->checked) {
+                len = auth_header_format(v, s->cfg->auth_serv_id, headers + s->received_len,
+                                         sizeof(headers) - s->received_len);
+                if (len >= 0 && auth_verdict_format_lines(v, lines, sizeof(lines)) < 0)
+                        len = -E2BIG;
+                if (len < 0)
+                        r = (int)len;
+        }
+        if (r >= 0)
+                r = spool_fill_reserve(&s->item, lines, headers, s->received_len + (size_t)len);
+        if (r < 0)
+                return r;
+        /* temperror never rejects: only a DMARC fail under p=reject. */
+        if (s->cfg->auth_dmarc_enforce && v->dmarc == AUTH_FAIL && v->dmarc_policy == AUTH_POLICY_REJECT) {
+                smtp_printable(from, sizeof(from), v->dmarc_from);
+                snprintf(reply, size, REPLY_DMARC_REJECT, from);
+                return 1;
+        }
+        return 0;
+}
+
+/* After the final dot: limits, sender authentication, the decision API,
+ * the commit, the reply. */
 static int smtp_finish_message(struct smtp_session *s, enum data_result result)
 {
         char reply[512], reason[256] = "";
         const char *outcome = "accepted";
         uint64_t size = s->item.bytes;
+        struct auth_verdict auth;
         int r = 0;
+
+        auth_verdict_init(&auth);
 
         switch (result) {
         case DATA_TOO_BIG:
@@ -623,8 +675,18 @@ static int smtp_finish_message(struct smtp_session *s, enum data_result result)
                 outcome = "silently-denied";
                 goto answer;
         }
+        if (r >= 0 && s->item.reserve_len) {
+                r = smtp_authenticate(s, &auth, reply, sizeof(reply));
+                if (r > 0) {
+                        spool_abort(&s->item);
+                        snprintf(reason, sizeof(reason), "DMARC fail under p=reject");
+                        outcome = "rejected-dmarc";
+                        goto answer;
+                }
+                size = s->item.bytes;
+        }
         if (r >= 0 && s->hooks && s->hooks->decide) {
-                switch (s->hooks->decide(s->cfg, &s->env, &s->item, reply, sizeof(reply),
+                switch (s->hooks->decide(s->cfg, &s->env, &s->item, &auth, reply, sizeof(reply),
                                          reason, sizeof(reason))) {
                 case DECISION_ALLOW:
                         break;
@@ -662,7 +724,8 @@ static int smtp_finish_message(struct smtp_session *s, enum data_result result)
         snprintf(reply, sizeof(reply), REPLY_QUEUED, s->env.id);
 answer:
         s->transactions++;
-        smtp_log_transaction(s, size, outcome, reply, reason[0] ? reason : NULL);
+        smtp_log_transaction(s, size, outcome, reply, reason[0] ? reason : NULL, &auth);
+        auth_verdict_free(&auth);
         smtp_transaction_reset(s);
         return io_printf(&s->io, "%s\r\n", reply);
 }
@@ -678,16 +741,25 @@ static int smtp_message_open(struct smtp_session *s, bool bdat)
 
         clock_gettime(CLOCK_REALTIME, &now);
         s->env.received_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-        /* An id made at RCPT for the decision API is kept. */
+        /* An id made at RCPT for the decision API is kept. S1: the file
+         * exists before the 354, so a full disk is said early. With sender
+         * authentication our headers wait in the reserve until the
+         * Authentication-Results: header is known. */
         r = s->env.id[0] ? 0 : spool_new_id(s->env.id);
         if (r >= 0)
-                r = spool_create(s->spool, &s->env, &s->item);
+                r = spool_create_reserved(s->spool, &s->env, &s->item,
+                                          s->hooks && s->hooks->authenticate ? SMTP_AUTH_RESERVE : 0);
         if (r < 0) {
                 log_msg(LOG_ERR, "cannot create a spool item: %s", strerror(-r));
                 return r;
         }
         smtp_received_header(s, received, sizeof(received), &len);
-        spool_write(&s->item, received, len);
+        if (s->item.reserve_len) {
+                memcpy(s->received, received, len);
+                s->received_len = len;
+        } else {
+                spool_write(&s->item, received, len);
+        }
         if (bdat)
                 data_init_bdat(&s->message.machine);
         else
@@ -702,7 +774,7 @@ static int smtp_message_open(struct smtp_session *s, bool bdat)
 static int smtp_message_lost(struct smtp_session *s, int error)
 {
         spool_abort(&s->item);
-        smtp_log_transaction(s, s->item.bytes, "aborted", "", strerror(-error));
+        smtp_log_transaction(s, s->item.bytes, "aborted", "", strerror(-error), NULL);
         return error;
 }
 
@@ -779,7 +851,7 @@ static void smtp_bdat_abandon(struct smtp_session *s, const char *why)
                 return;
         s->bdat_open = false;
         spool_abort(&s->item);
-        smtp_log_transaction(s, s->item.bytes, "aborted", "", why);
+        smtp_log_transaction(s, s->item.bytes, "aborted", "", why, NULL);
 }
 
 static int smtp_proceed_bdat(struct smtp_session *s, const char *args, const struct smtp_path *path)

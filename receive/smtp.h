@@ -44,8 +44,15 @@ struct smtp_hooks {
          * commit. For DENY, reply gets the reply line with the sanitized
          * text; reason says why, for the log. */
         enum decision_outcome (*decide)(const struct hw_config *cfg, const struct envelope *env,
-                                        const struct spool_item *item, char *reply, size_t size,
-                                        char *reason, size_t reason_size);
+                                        const struct spool_item *item, const struct auth_verdict *auth,
+                                        char *reply, size_t size, char *reason, size_t reason_size);
+        /* After the whole message is in the tmp/ file, before the
+         * decision: SPF, DKIM and DMARC into v (hw-auth.so). 0, or -errno
+         * (logged) when the message could not be read; v is filled
+         * either way. Set, the session reserves room for the
+         * Authentication-Results: header in each item (lib/spool.h). */
+        int (*authenticate)(const struct hw_config *cfg, const struct envelope *env,
+                            const struct spool_item *item, struct auth_verdict *v);
         /* At RCPT, when WEBHOOK_DECISION_STAGES holds rcpt: asks about addr
          * within timeout_ms; env is the transaction so far (its queue id
          * set). For DENY and DEFER, reply gets the reply line. */
@@ -96,6 +103,8 @@ struct smtp_session {
         struct spool_item item;
         struct smtp_message message;
         char line[HW_CMD_MAX_LIMIT + 1];
+        char received[1024];       /* our Received: header, kept until the reserve is filled */
+        size_t received_len;
         char data_out[HW_IO_BUFFER];   /* DATA after unstuffing, on its way to the spool */
 };
 

@@ -297,7 +297,7 @@ static json_t *build(enum decision_mode mode, const struct envelope *env, int fd
         json_t *root;
         char *text;
 
-        ck_assert_int_eq(decision_request_build(&req, mode, env, fd, offset), 0);
+        ck_assert_int_eq(decision_request_build(&req, mode, env, NULL, fd, offset), 0);
         text = request_text(&req);
         ck_assert(utf8_valid(text, strlen(text)));
         root = json_loads(text, 0, &error);

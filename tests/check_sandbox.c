@@ -82,6 +82,9 @@ static void lock_personality(void)
 
 /* Runs probe() in a sandboxed child; returns its exit status. With
  * locked, the child starts as under the unit's LockPersonality=. */
+/* Set by a test before it forks: the session's sandbox with AUTH_CHECKS. */
+static bool with_auth;
+
 static int sandboxed_as(bool decision, bool locked, int (*probe)(void))
 {
         pid_t pid = fork();
@@ -99,6 +102,7 @@ static int sandboxed_as(bool decision, bool locked, int (*probe)(void))
                 snprintf(cfg.spool_dir, sizeof(cfg.spool_dir), "%s", spool);
                 if (decision)
                         snprintf(cfg.decision_url, sizeof(cfg.decision_url), "http://127.0.0.1:1/");
+                cfg.auth_checks = with_auth;
                 if (fd < 0 || sandbox_apply(&cfg, fd, err, sizeof(err)) < 0) {
                         fprintf(stderr, "sandbox: %s\n", fd < 0 ? strerror(errno) : err);
                         _exit(SANDBOX_FAILED);
@@ -189,6 +193,23 @@ static int probe_inet(void) { return probe_socket(AF_INET, SOCK_STREAM); }
 static int probe_inet6(void) { return probe_socket(AF_INET6, SOCK_DGRAM); }
 static int probe_netlink(void) { return probe_socket(AF_NETLINK, SOCK_RAW); }
 static int probe_unix(void) { return probe_socket(AF_UNIX, SOCK_DGRAM); }
+
+/* A TCP connection to port on the loopback: 0 or errno. */
+static int probe_connect(unsigned short port)
+{
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+        if (fd < 0)
+                return errno;
+        r = result(connect(fd, (struct sockaddr *)&sin, sizeof(sin)));
+        close(fd);
+        return r;
+}
+
+static int probe_connect_dns(void) { return probe_connect(53); }
+static int probe_connect_other(void) { return probe_connect(1); }
 
 /* Listening is never the session's business. */
 static int probe_bind(void)
@@ -355,6 +376,24 @@ START_TEST(sockets)
 }
 END_TEST
 
+/* Sender authentication needs DNS and nothing more: IPv4/IPv6 sockets,
+ * TCP only to port 53, still no listening. */
+START_TEST(dns_sockets)
+{
+        with_auth = true;
+        ck_assert_int_eq(sandboxed(false, probe_inet), 0);
+        ck_assert_int_eq(sandboxed(false, probe_inet6), 0);
+        ck_assert_int_eq(sandboxed(false, probe_netlink), EAFNOSUPPORT);
+        if (landlock_abi() >= 4) {
+                /* Refused or answered, but not forbidden. */
+                ck_assert_int_ne(sandboxed(false, probe_connect_dns), EACCES);
+                ck_assert_int_eq(sandboxed(false, probe_connect_other), EACCES);
+                ck_assert_int_eq(sandboxed(false, probe_bind), EACCES);
+        }
+        with_auth = false;
+}
+END_TEST
+
 START_TEST(memory)
 {
         ck_assert_int_eq(sandboxed(false, probe_mmap_wx), EPERM);
@@ -391,6 +430,7 @@ static Suite *sandbox_suite(void)
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, files);
         tcase_add_test(tc, sockets);
+        tcase_add_test(tc, dns_sockets);
         tcase_add_test(tc, memory);
         tcase_add_test(tc, system_calls);
         suite_add_tcase(s, tc);

@@ -932,6 +932,7 @@ class Runner:
         """Nothing inherited but PATH and the caller's sanitizer options;
         reports always go to stderr, which is kept per session."""
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HW_ALLOW_ROOT": "1",
+               "AUTH_CHECKS": "off",
                "SPOOL_DIR": spool, "SMTP_HOSTNAME": "mx.test", "SPOOL_MIN_FREE_BYTES": "4096",
                "REMOTE_ADDR": "192.0.2.1", "REMOTE_PORT": "4321", "HW_MODULE_DIR": self.module_dir}
         for name, ours in (("ASAN_OPTIONS", "detect_leaks=1"), ("LSAN_OPTIONS", ""),
