@@ -388,7 +388,7 @@ int decision_request_build_rcpt(struct decision_request *req, const struct hw_mo
         view.rcpt = one;
         view.rcpt_count = 1;
         view.received_ms = rcpt->asked_ms;
-        msg = decision_message_object(DECISION_MODE_MINIMAL, &view, &none);
+        msg = decision_message_object(DECISION_MODE_MINIMAL, &view, NULL, &none);
         if (!msg)
                 return -ENOMEM;
         text = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
