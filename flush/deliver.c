@@ -195,8 +195,16 @@ static struct curl_slist *deliver_job_headers(const struct deliver_job *job)
         for (const char *h = p->headers; ok && h && *h;) {
                 const char *nl = strchr(h, '\n');
                 int n = nl ? (int)(nl - h) : (int)strlen(h);
+                const char *colon = memchr(h, ':', (size_t)n);
+                int name_len = colon ? (int)(colon - h) : n;
 
-                ok = deliver_header_add(&list, "%.*s", n, h);
+                /* libcurl leaves out "Name:" with an empty value; "Name;"
+                 * is how it is told to send the header empty (relay's
+                 * X-Envelope-From for <>). */
+                if (colon && strspn(colon + 1, " ") == (size_t)(n - name_len - 1))
+                        ok = deliver_header_add(&list, "%.*s;", name_len, h);
+                else
+                        ok = deliver_header_add(&list, "%.*s", n, h);
                 h += n + (nl ? 1 : 0);
         }
         if (ok && job->delivery_id)

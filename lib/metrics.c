@@ -285,7 +285,8 @@ void metrics_close(void)
 
 int metrics_read(int spool_root_fd, struct metrics_snapshot *snap)
 {
-        int fd = openat(spool_root_fd, METRICS_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* O_NONBLOCK: a FIFO under the name must not hold the reader. */
+        int fd = openat(spool_root_fd, METRICS_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         const uint64_t *words;
         struct stat st;
         int r = 0;

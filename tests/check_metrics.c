@@ -1,6 +1,7 @@
 /* Unit tests of lib/metrics.c: counts from many processes at once add up
  * exactly, a missing, short, garbage or foreign file is replaced, a file
- * that cannot be replaced turns counting off without failing, and the
+ * that cannot be replaced turns counting off without failing, a FIFO
+ * under its name is not waited on, and the
  * classification of replies. */
 #include <errno.h>
 #include <fcntl.h>
@@ -191,6 +192,22 @@ START_TEST(test_unusable_file)
 }
 END_TEST
 
+/* A FIFO under the file's name (a stray or hostile one in the spool): the
+ * reader (hw-flush --metrics) sees no counters and does not wait for a
+ * writer; a counting process replaces it. */
+START_TEST(test_fifo_not_waited_for)
+{
+        ck_assert_int_eq(mkfifoat(spool.root_fd, METRICS_FILE, 0600), 0);
+        alarm(3);
+        ck_assert_int_eq(metrics_read(spool.root_fd, &snap), 0);
+        alarm(0);
+        ck_assert_int_eq(snap.created_ms, 0);
+        ck_assert_int_eq(metrics_open(spool.root_fd), 0);
+        metrics_count_connection();
+        ck_assert_uint_eq(slot_value(METRICS_SLOT_CONNECTIONS), 1);
+}
+END_TEST
+
 START_TEST(test_classify)
 {
         ck_assert_int_eq(metrics_reply_class("250 2.0.0 Ok"), METRICS_CLASS_2XX);
@@ -229,6 +246,7 @@ static Suite *metrics_suite(void)
         tcase_add_test(tc, test_broken_file_replaced);
         tcase_add_test(tc, test_newer_file_kept);
         tcase_add_test(tc, test_unusable_file);
+        tcase_add_test(tc, test_fifo_not_waited_for);
         tcase_add_test(tc, test_classify);
         suite_add_tcase(s, tc);
         return s;
