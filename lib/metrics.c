@@ -36,6 +36,8 @@ static const char *const metrics_message_names[METRICS_MSG_COUNT] = {
         [METRICS_MSG_DEFERRED_POLICY] = "deferred-policy",
         [METRICS_MSG_FAILED_SPOOL] = "failed-spool",
         [METRICS_MSG_ABORTED] = "aborted",
+        [METRICS_MSG_DEFERRED] = "deferred",
+        [METRICS_MSG_REJECTED_DMARC] = "rejected-dmarc",
         [METRICS_MSG_OTHER] = "other",
 };
 
@@ -49,6 +51,8 @@ static const enum metrics_class metrics_message_classes[METRICS_MSG_COUNT] = {
         [METRICS_MSG_DEFERRED_POLICY] = METRICS_CLASS_4XX,
         [METRICS_MSG_FAILED_SPOOL] = METRICS_CLASS_4XX,
         [METRICS_MSG_ABORTED] = METRICS_CLASS_NONE,
+        [METRICS_MSG_DEFERRED] = METRICS_CLASS_4XX,
+        [METRICS_MSG_REJECTED_DMARC] = METRICS_CLASS_5XX,
         [METRICS_MSG_OTHER] = METRICS_CLASS_NONE,
 };
 

@@ -706,7 +706,7 @@ static int smtp_finish_message(struct smtp_session *s, enum data_result result)
                         goto answer;
                 case DECISION_DEFER:
                         spool_abort(&s->item);
-                        outcome = "deferred-by-policy";
+                        outcome = "deferred";
                         goto answer;
                 }
         }
