@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "format.h"
 
@@ -34,23 +33,6 @@ void format_buf_add(struct format_buf *b, const void *s, size_t len)
 void format_buf_str(struct format_buf *b, const char *s)
 {
         format_buf_add(b, s, strlen(s));
-}
-
-static int format_getrandom(void *buf, size_t len)
-{
-        size_t done = 0;
-
-        while (done < len) {
-                ssize_t n = getrandom((char *)buf + done, len - done, 0);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                done += (size_t)n;
-        }
-        return 0;
 }
 
 /* relay: the message itself as the body, what Rails Action Mailbox's
@@ -88,11 +70,11 @@ int format_build(struct payload *p, enum webhook_format format, const struct pay
                 /* verdicts: the auth-* fields (flush/payload.c). */
                 return payload_init(p, f, sig, fd, body_offset);
         case WEBHOOK_FORMAT_MAILGUN_MULTIPART:
-                return format_mailgun_multipart(p, f, sig, fd, body_offset, format_getrandom);
+                return format_mailgun_multipart(p, f, sig, fd, body_offset, sign_random);
         case WEBHOOK_FORMAT_RELAY:
                 return format_relay(p, f, fd, body_offset);
         case WEBHOOK_FORMAT_SENDGRID:
-                return format_sendgrid(p, f, fd, body_offset, format_getrandom);
+                return format_sendgrid(p, f, fd, body_offset, sign_random);
         case WEBHOOK_FORMAT_POSTMARK:
                 return format_postmark(p, f, fd, body_offset);
         }

@@ -34,7 +34,7 @@ int sign_hmac_hex(const char *key, size_t key_len, const void *data, size_t len,
         return 0;
 }
 
-static int sign_random(void *buf, size_t len)
+int sign_random(void *buf, size_t len)
 {
         size_t done = 0;
 

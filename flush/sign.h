@@ -21,6 +21,9 @@ struct sign_fields {
 /* Fresh timestamp (now_sec) and token; the signature when key is not empty. */
 int sign_make(struct sign_fields *out, int64_t now_sec, const char *key, size_t key_len);
 
+/* Fills buf with len bytes from the kernel's random source: 0 or -errno. */
+int sign_random(void *buf, size_t len);
+
 /* Lower-case hex HMAC-SHA256 of data keyed by key. */
 int sign_hmac_hex(const char *key, size_t key_len, const void *data, size_t len,
                   char out[SIGN_SIGNATURE_LEN + 1]);

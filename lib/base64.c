@@ -34,8 +34,7 @@ size_t base64_encode(const void *in, size_t len, char *out)
         return o;
 }
 
-/* The 6-bit value of c, or -1. */
-static int base64_value(char c)
+int base64_value(char c)
 {
         if (c >= 'A' && c <= 'Z')
                 return c - 'A';

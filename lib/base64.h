@@ -15,6 +15,9 @@ size_t base64_encode(const void *in, size_t len, char *out);
 /* Decodes len characters into out (cap bytes): the byte count, or
  * -EINVAL for anything but padded base64 (no spaces, no line breaks),
  * -ENOBUFS when out is too small. */
+/* The 6-bit value of one character of the alphabet, or -1. */
+int base64_value(char c);
+
 ssize_t base64_decode(const char *in, size_t len, unsigned char *out, size_t cap);
 
 #endif

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "rfc2047.h"
 #include "utf8.h"
 
@@ -80,21 +81,6 @@ static int rfc2047_hex(char c)
         return -1;
 }
 
-static int rfc2047_b64(char c)
-{
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        if (c == '+')
-                return 62;
-        if (c == '/')
-                return 63;
-        return -1;
-}
-
 /* Q (section 4.2) into out (room for n bytes); -EINVAL if malformed. */
 static int rfc2047_q_decode(const char *s, size_t n, char *out, size_t *olen)
 {
@@ -136,7 +122,7 @@ static int rfc2047_b_decode(const char *s, size_t n, char *out, size_t *olen)
                 }
                 if (pad)
                         return -EINVAL;         /* data after padding */
-                v = rfc2047_b64(s[i]);
+                v = base64_value(s[i]);
                 if (v < 0)
                         return -EINVAL;
                 acc = acc << 6 | (uint32_t)v;
