@@ -465,14 +465,88 @@ static size_t payload_json_run(const unsigned char *s, size_t i, size_t len)
         return i;
 }
 
-size_t payload_json_encode(struct payload_utf8 *st, const void *in, size_t len, bool end, char *out)
+/* 1 in the top bit of each byte of w that is a control, '"' or '\\':
+ * what valid UTF-8 needs escaped (the lowest hit is exact, as above). */
+static inline uint64_t payload_json_escapes8(uint64_t w)
 {
-        const unsigned char *s = in;
+        uint64_t q = w ^ (PAYLOAD_ONES * '"'), b = w ^ (PAYLOAD_ONES * '\\');
+
+        return (((w - PAYLOAD_ONES * 0x20) & ~w) | ((q - PAYLOAD_ONES) & ~q) |
+                ((b - PAYLOAD_ONES) & ~b)) & PAYLOAD_HIGH;
+}
+
+/* The JSON coding of s[0..len) when it is known to be valid UTF-8: the
+ * bytes as they are, but for the ASCII escapes. */
+static size_t payload_json_valid(const unsigned char *s, size_t len, char *out)
+{
         size_t o = 0, i = 0;
 
         while (i < len) {
-                unsigned char c = s[i];
+                size_t j = i;
 
+                while (len - j >= 8) {
+                        uint64_t w, m;
+
+                        memcpy(&w, s + j, 8);
+                        m = payload_json_escapes8(w);
+                        if (m != 0) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                                j += (unsigned)__builtin_ctzll(m) / 8;
+#endif
+                                break;
+                        }
+                        j += 8;
+                }
+                while (j < len && s[j] >= 0x20 && s[j] != '"' && s[j] != '\\')
+                        j++;
+                o += payload_json_put(out, o, s + i, j - i);
+                if (j < len)
+                        o += payload_json_escape(s[j++], out, o);
+                i = j;
+        }
+        return o;
+}
+
+/* Bytes checked as one piece by the fast path below. */
+#define PAYLOAD_JSON_BLOCK 4096
+
+/* From i, whole blocks of valid UTF-8 (ending on a whole sequence) go out
+ * through payload_json_valid; returns where it stopped: the end, a block
+ * that is not valid UTF-8, or a cut sequence at the end of the piece. */
+static size_t payload_json_fast(const unsigned char *s, size_t i, size_t len, bool end, char *out,
+                                size_t *o)
+{
+        while (i < len) {
+                size_t n = len - i < PAYLOAD_JSON_BLOCK ? len - i : PAYLOAD_JSON_BLOCK;
+                size_t whole = end && i + n == len ? n : utf8_cut(s + i, n);
+
+                if (whole == 0 || !utf8_valid((const char *)s + i, whole))
+                        break;
+                *o += payload_json_valid(s + i, whole, out ? out + *o : NULL);
+                i += whole;
+        }
+        return i;
+}
+
+size_t payload_json_encode(struct payload_utf8 *st, const void *in, size_t len, bool end, char *out)
+{
+        const unsigned char *s = in;
+        size_t o = 0, i = 0, retry = 0;
+
+        while (i < len) {
+                unsigned char c;
+
+                /* Valid UTF-8 (most mail) a block at a time; where a block
+                 * is not, byte by byte until the next one. */
+                if (st->need == 0 && i >= retry) {
+                        size_t j = payload_json_fast(s, i, len, end, out, &o);
+
+                        retry = j + PAYLOAD_JSON_BLOCK;
+                        i = j;
+                        if (i == len)
+                                break;
+                }
+                c = s[i];
                 if (st->need > 0) {
                         if (c < st->lo || c > st->hi) {
                                 /* The sequence so far is invalid; c starts afresh. */
