@@ -465,44 +465,80 @@ static size_t payload_json_run(const unsigned char *s, size_t i, size_t len)
         return i;
 }
 
-/* 1 in the top bit of each byte of w that is a control, '"' or '\\':
- * what valid UTF-8 needs escaped (the lowest hit is exact, as above). */
-static inline uint64_t payload_json_escapes8(uint64_t w)
+/* Lanes (0xff) of a block of valid UTF-8 that JSON escapes: the
+ * controls, '"' and '\\'; in ctl, the controls sent as \u00XX. */
+static inline payload_v16 payload_json_escapes16(payload_v16 x, payload_v16 *ctl)
 {
-        uint64_t q = w ^ (PAYLOAD_ONES * '"'), b = w ^ (PAYLOAD_ONES * '\\');
+        payload_v16 low = (payload_v16)(x < 0x20);
 
-        return (((w - PAYLOAD_ONES * 0x20) & ~w) | ((q - PAYLOAD_ONES) & ~q) |
-                ((b - PAYLOAD_ONES) & ~b)) & PAYLOAD_HIGH;
+        *ctl = low & ~((payload_v16)(x == '\n') | (payload_v16)(x == '\r') | (payload_v16)(x == '\t'));
+        return low | (payload_v16)(x == '"') | (payload_v16)(x == '\\');
 }
 
-/* The JSON coding of s[0..len) when it is known to be valid UTF-8: the
- * bytes as they are, but for the ASCII escapes. */
+/* The JSON coding's length of s[0..len), known to be valid UTF-8: two
+ * bytes per short escape, six per \u00XX. */
+static size_t payload_json_valid_len(const unsigned char *s, size_t len)
+{
+        size_t n = len, i = 0;
+
+        while (len - i >= 16) {
+                /* A lane counts up to 255 before the lanes are added up. */
+                size_t blocks = (len - i) / 16 < 255 ? (len - i) / 16 : 255;
+                payload_v16 esc_sum = { 0 }, ctl_sum = { 0 };
+
+                for (size_t end = i + 16 * blocks; i < end; i += 16) {
+                        payload_v16 x, ctl;
+
+                        memcpy(&x, s + i, sizeof(x));
+                        esc_sum += payload_json_escapes16(x, &ctl) & 1;
+                        ctl_sum += ctl & 1;
+                }
+                for (unsigned k = 0; k < 16; k++)
+                        n += (size_t)esc_sum[k] + 4 * (size_t)ctl_sum[k];
+        }
+        for (; i < len; i++)
+                n += payload_json_plain(s[i]) || s[i] >= 0x80 ? 0 : payload_json_escape(s[i], NULL, 0) - 1;
+        return n;
+}
+
+/* The JSON coding of s[0..len), known to be valid UTF-8: the bytes as
+ * they are, sixteen at a time, but for the ASCII escapes. */
 static size_t payload_json_valid(const unsigned char *s, size_t len, char *out)
 {
         size_t o = 0, i = 0;
 
-        while (i < len) {
-                size_t j = i;
+        if (!out)
+                return payload_json_valid_len(s, len);
+        while (len - i >= 16) {
+                payload_v16 x, esc, ctl;
+                uint64_t e[2];
+                unsigned k;
 
-                while (len - j >= 8) {
-                        uint64_t w, m;
-
-                        memcpy(&w, s + j, 8);
-                        m = payload_json_escapes8(w);
-                        if (m != 0) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                                j += (unsigned)__builtin_ctzll(m) / 8;
-#endif
-                                break;
-                        }
-                        j += 8;
+                memcpy(&x, s + i, sizeof(x));
+                esc = payload_json_escapes16(x, &ctl);
+                memcpy(e, &esc, sizeof(e));
+                if ((e[0] | e[1]) == 0) {
+                        memcpy(out + o, s + i, 16);
+                        o += 16;
+                        i += 16;
+                        continue;
                 }
-                while (j < len && s[j] >= 0x20 && s[j] != '"' && s[j] != '\\')
-                        j++;
-                o += payload_json_put(out, o, s + i, j - i);
-                if (j < len)
-                        o += payload_json_escape(s[j++], out, o);
-                i = j;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                k = e[0] ? (unsigned)__builtin_ctzll(e[0]) / 8 : 8 + (unsigned)__builtin_ctzll(e[1]) / 8;
+#else
+                for (k = 0; esc[k] == 0; k++)
+                        ;
+#endif
+                memcpy(out + o, s + i, k);
+                o += k;
+                o += payload_json_escape(s[i + k], out, o);
+                i += k + 1;
+        }
+        for (; i < len; i++) {
+                if (payload_json_plain(s[i]) || s[i] >= 0x80)
+                        out[o++] = (char)s[i];
+                else
+                        o += payload_json_escape(s[i], out, o);
         }
         return o;
 }
