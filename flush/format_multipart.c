@@ -28,8 +28,6 @@
 #include "rfc2047.h"
 #include "utf8.h"
 
-#define FORMAT_SCAN_CHUNK 16384
-
 /* Reads the message once: is b in it, and is it valid UTF-8? Chunks
  * overlap by the boundary's length, so a match across two is found. */
 static int format_scan(int fd, off_t body_offset, const char *b, size_t blen, bool *found, bool *utf8)

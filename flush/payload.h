@@ -14,7 +14,7 @@
 #include "sign.h"
 #include "spool.h"
 
-#define PAYLOAD_CHUNK 16384               /* raw body bytes read per pread */
+#define PAYLOAD_CHUNK 65536               /* raw body bytes read per pread */
 #define PAYLOAD_TYPE_MAX 128              /* the Content-Type header's value */
 
 /* How the message travels between head and tail. */

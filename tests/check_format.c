@@ -428,7 +428,7 @@ static int fake_random(void *buf, size_t len)
 START_TEST(test_boundary_collision)
 {
         char known[FORMAT_BOUNDARY_LEN + 1], got[FORMAT_BOUNDARY_LEN + 1];
-        size_t size = 2 * 16384 + 500;
+        size_t size = 2 * FORMAT_SCAN_CHUNK + 500;
         char *msg = malloc(size);
         const char *none[] = { "" };
         struct fixture x;
@@ -450,8 +450,8 @@ START_TEST(test_boundary_collision)
         /* known is the colliding candidate; hide it across the first chunk edge. */
         memset(msg, 'a', size);
         memcpy(msg, "Subject: x\r\n\r\n", 14);
-        memcpy(msg + 16384 - 10, "--", 2);
-        memcpy(msg + 16384 - 8, known, FORMAT_BOUNDARY_LEN);
+        memcpy(msg + FORMAT_SCAN_CHUNK - 10, "--", 2);
+        memcpy(msg + FORMAT_SCAN_CHUNK - 8, known, FORMAT_BOUNDARY_LEN);
         fd = item_with(msg, size);
 
         fake_calls = 0;
@@ -496,7 +496,7 @@ END_TEST
  * edge is still valid; one bad byte anywhere makes it iso-8859-1. */
 START_TEST(test_multipart_charset)
 {
-        size_t size = 3 * 16384;
+        size_t size = 3 * FORMAT_SCAN_CHUNK;
         char *msg = malloc(size), boundary[FORMAT_BOUNDARY_LEN + 1];
         const char *none[] = { "" };
         bool utf8;
@@ -504,7 +504,7 @@ START_TEST(test_multipart_charset)
 
         ck_assert_ptr_nonnull(msg);
         for (size_t i = 0; i + 3 <= size; i += 3)
-                memcpy(msg + i, "\xe2\x82\xac", 3);    /* 16384 is not a multiple of 3 */
+                memcpy(msg + i, "\xe2\x82\xac", 3);    /* the chunk is not a multiple of 3 */
         fd = item_with(msg, size);
         ck_assert_int_eq(format_boundary_pick(boundary, none, 1, fd, 3, fake_random, &utf8), 0);
         ck_assert(utf8);
