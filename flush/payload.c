@@ -311,6 +311,8 @@ static int payload_measure(struct payload *p)
                 else
                         p->body_encoded_len += payload_encoded_len(p->buf, (size_t)n);
         }
+        /* Valid throughout: the sends need not check UTF-8 again. */
+        p->body_utf8 = p->coding == PAYLOAD_JSON && !utf8.replaced;
         /* Each escape adds 2 bytes. */
         p->sparse = (p->body_encoded_len - p->body_len) * 3 < 2 * p->body_len;
         return 0;
@@ -392,6 +394,13 @@ static size_t payload_json_put(char *out, size_t o, const void *s, size_t n)
         if (out)
                 memcpy(out + o, s, n);
         return n;
+}
+
+/* U+FFFD for an invalid sequence, noted in st. */
+static size_t payload_json_replace(struct payload_utf8 *st, char *out, size_t o)
+{
+        st->replaced = 1;
+        return payload_json_put(out, o, PAYLOAD_REPLACEMENT, 3);
 }
 
 /* '"', '\\' and the controls, as JSON escapes. */
@@ -586,7 +595,7 @@ size_t payload_json_encode(struct payload_utf8 *st, const void *in, size_t len, 
                 if (st->need > 0) {
                         if (c < st->lo || c > st->hi) {
                                 /* The sequence so far is invalid; c starts afresh. */
-                                o += payload_json_put(out, o, PAYLOAD_REPLACEMENT, 3);
+                                o += payload_json_replace(st, out, o);
                                 st->need = st->npend = 0;
                                 continue;
                         }
@@ -624,14 +633,14 @@ size_t payload_json_encode(struct payload_utf8 *st, const void *in, size_t len, 
                 else if (c >= 0xf0 && c <= 0xf4)
                         st->need = 3, st->lo = c == 0xf0 ? 0x90 : 0x80, st->hi = c == 0xf4 ? 0x8f : 0xbf;
                 else {
-                        o += payload_json_put(out, o, PAYLOAD_REPLACEMENT, 3);
+                        o += payload_json_replace(st, out, o);
                         continue;
                 }
                 st->pend[0] = c;
                 st->npend = 1;
         }
         if (end && st->need > 0) {
-                o += payload_json_put(out, o, PAYLOAD_REPLACEMENT, 3);
+                o += payload_json_replace(st, out, o);
                 st->need = st->npend = 0;
         }
         return o;
@@ -714,6 +723,21 @@ ssize_t payload_read(struct payload *p, char *out, size_t len)
                         p->buf_len = (size_t)r;
                         p->buf_pos = 0;
                         p->body_pos += (uint64_t)r;
+                }
+                if (p->coding == PAYLOAD_JSON && p->body_utf8) {
+                        /* Measured as valid UTF-8: only the ASCII escapes,
+                         * and a piece may cut a sequence (6 per byte). */
+                        room = (len - o) / 6;
+                        n = p->buf_len - p->buf_pos < room ? p->buf_len - p->buf_pos : room;
+                        if (n > 0) {
+                                o += payload_json_valid(p->buf + p->buf_pos, n, out + o);
+                        } else {
+                                n = 1;
+                                p->carry_len = payload_json_valid(p->buf + p->buf_pos, 1, p->carry);
+                                p->carry_pos = 0;
+                        }
+                        p->buf_pos += n;
+                        continue;
                 }
                 if (p->coding == PAYLOAD_JSON) {
                         bool last;

@@ -29,6 +29,7 @@ struct payload_utf8 {
         unsigned char pend[4];            /* its bytes so far */
         unsigned char npend, need;        /* how many, and how many more it needs */
         unsigned char lo, hi;             /* the range of its next byte */
+        unsigned char replaced;           /* 1 once an invalid sequence became U+FFFD */
 };
 
 struct payload {
@@ -44,6 +45,7 @@ struct payload {
         uint64_t body_len;                /* raw message bytes */
         uint64_t body_encoded_len;        /* the same, in the coding */
         bool sparse;                      /* FORM: under one byte in three escaped */
+        bool body_utf8;                   /* JSON: the message measured as valid UTF-8 */
 
         /* stream position */
         size_t head_pos, tail_pos;

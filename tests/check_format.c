@@ -224,6 +224,52 @@ START_TEST(test_json_blocks_match_reference)
 }
 END_TEST
 
+/* postmark with a valid UTF-8 message: measured as such, it is sent
+ * with the ASCII escapes only, in reads that cut sequences anywhere (see
+ * read_all); the RawEmail bytes equal the byte-by-byte reference. */
+START_TEST(test_postmark_valid_utf8)
+{
+        enum { LEN = 2 * PAYLOAD_CHUNK + 333 };
+        static const char *const pieces[] = { "ab ", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\r\n",
+                                              "\"", "\\", "\x01", "\t", "0123456789abcdef" };
+        unsigned char *msg = malloc(LEN + 16);
+        char *want = malloc(6 * LEN + 16), *body, *raw;
+        struct payload *p = malloc(sizeof(*p));
+        unsigned seed = 9;
+        struct fixture x;
+        size_t len = 14, wlen, blen;
+        int fd;
+
+        ck_assert(msg && want && p);
+        memcpy(msg, "Subject: v\r\n\r\n", 14);
+        while (len < LEN) {
+                const char *s = pieces[rand_r(&seed) % 10];
+
+                memcpy(msg + len, s, strlen(s));
+                len += strlen(s);
+        }
+        fd = item_with(msg, len);
+        fixture_init(&x, fd);
+        ck_assert_int_eq(format_build(p, WEBHOOK_FORMAT_POSTMARK, &x.f, &x.sig, fd, 3), 0);
+        ck_assert(p->body_utf8);
+        body = read_all(p, &blen);
+        raw = strstr(body, "\"RawEmail\":\"");
+        ck_assert_ptr_nonnull(raw);
+        raw += strlen("\"RawEmail\":\"");
+        wlen = ref_json(msg, len, want);
+        ck_assert_uint_eq((size_t)(body + blen - raw), wlen + 2);
+        ck_assert(memcmp(raw, want, wlen) == 0);
+        ck_assert(memcmp(raw + wlen, "\"}", 2) == 0);
+        free(body);
+        payload_free(p);
+        fixture_free(&x);
+        free(p);
+        free(want);
+        free(msg);
+        close(fd);
+}
+END_TEST
+
 /* postmark over random bytes spanning several chunks: valid JSON whose
  * RawEmail is what lib/utf8.c's sanitizer makes of the message (it maps
  * NUL to U+FFFD too; JSON keeps NUL as \u0000). */
@@ -249,6 +295,7 @@ START_TEST(test_postmark_random)
         fixture_init(&x, fd);
         ck_assert_int_eq(format_build(p, WEBHOOK_FORMAT_POSTMARK, &x.f, &x.sig, fd, 3), 0);
         ck_assert_str_eq(p->content_type, "application/json");
+        ck_assert(!p->body_utf8);       /* invalid bytes: checked on every send */
         body = read_all(p, &len);
         j = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
         ck_assert_msg(j != NULL, "JSON: %s", jerr.text);
@@ -525,6 +572,7 @@ static Suite *format_suite(void)
 
         tcase_add_test(tc, test_json_vectors);
         tcase_add_test(tc, test_json_blocks_match_reference);
+        tcase_add_test(tc, test_postmark_valid_utf8);
         tcase_add_test(tc, test_postmark_random);
         tcase_add_test(tc, test_postmark_fields);
         tcase_add_test(tc, test_raw_formats);
