@@ -48,6 +48,7 @@ void format_buf_str(struct format_buf *b, const char *s);
 
 #define FORMAT_BOUNDARY_LEN 40            /* "hw-" and hex; RFC 2046 allows 70 */
 #define FORMAT_BOUNDARY_TRIES 8
+#define FORMAT_SCAN_CHUNK 65536           /* message bytes per pread of the scan */
 
 /* Random bytes for a boundary: getrandom(), or a test's choice. */
 typedef int (*format_random_fn)(void *buf, size_t len);

@@ -28,23 +28,6 @@
 #include "rfc2047.h"
 #include "utf8.h"
 
-#define FORMAT_SCAN_CHUNK 16384
-
-/* Where a cut UTF-8 sequence at the end of s[0..len) starts, or len. */
-static size_t format_utf8_cut(const unsigned char *s, size_t len)
-{
-        for (size_t k = 1; k <= 3 && k <= len; k++) {
-                unsigned char c = s[len - k];
-                size_t need;
-
-                if ((c & 0xc0) == 0x80)
-                        continue;       /* a continuation byte: look further back */
-                need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-                return need > k ? len - k : len;
-        }
-        return len;
-}
-
 /* Reads the message once: is b in it, and is it valid UTF-8? Chunks
  * overlap by the boundary's length, so a match across two is found. */
 static int format_scan(int fd, off_t body_offset, const char *b, size_t blen, bool *found, bool *utf8)
@@ -68,7 +51,7 @@ static int format_scan(int fd, off_t body_offset, const char *b, size_t blen, bo
                 if (memmem(buf, (size_t)n, b, blen))
                         *found = true;
                 from = (size_t)(checked - pos);
-                cut = (size_t)n < sizeof(buf) ? (size_t)n : format_utf8_cut(buf, (size_t)n);
+                cut = (size_t)n < sizeof(buf) ? (size_t)n : utf8_cut(buf, (size_t)n);
                 if (*utf8 && cut > from && !utf8_valid((const char *)buf + from, cut - from))
                         *utf8 = false;
                 if (cut > from)

@@ -335,6 +335,8 @@ static int payload_measure(struct payload *p)
                 else
                         p->body_encoded_len += payload_encoded_len(p->buf, (size_t)n);
         }
+        /* Valid throughout: the sends need not check UTF-8 again. */
+        p->body_utf8 = p->coding == PAYLOAD_JSON && !utf8.replaced;
         /* Each escape adds 2 bytes. */
         p->sparse = (p->body_encoded_len - p->body_len) * 3 < 2 * p->body_len;
         return 0;
@@ -444,6 +446,13 @@ static size_t payload_json_put(char *out, size_t o, const void *s, size_t n)
         return n;
 }
 
+/* U+FFFD for an invalid sequence, noted in st. */
+static size_t payload_json_replace(struct payload_utf8 *st, char *out, size_t o)
+{
+        st->replaced = 1;
+        return payload_json_put(out, o, PAYLOAD_REPLACEMENT, 3);
+}
+
 /* '"', '\\' and the controls, as JSON escapes. */
 static size_t payload_json_escape(unsigned char c, char *out, size_t o)
 {
@@ -515,18 +524,128 @@ static size_t payload_json_run(const unsigned char *s, size_t i, size_t len)
         return i;
 }
 
+/* Lanes (0xff) of a block of valid UTF-8 that JSON escapes: the
+ * controls, '"' and '\\'; in ctl, the controls sent as \u00XX. */
+static inline payload_v16 payload_json_escapes16(payload_v16 x, payload_v16 *ctl)
+{
+        payload_v16 low = (payload_v16)(x < 0x20);
+
+        *ctl = low & ~((payload_v16)(x == '\n') | (payload_v16)(x == '\r') | (payload_v16)(x == '\t'));
+        return low | (payload_v16)(x == '"') | (payload_v16)(x == '\\');
+}
+
+/* The JSON coding's length of s[0..len), known to be valid UTF-8: two
+ * bytes per short escape, six per \u00XX. */
+static size_t payload_json_valid_len(const unsigned char *s, size_t len)
+{
+        size_t n = len, i = 0;
+
+        while (len - i >= 16) {
+                /* A lane counts up to 255 before the lanes are added up. */
+                size_t blocks = (len - i) / 16 < 255 ? (len - i) / 16 : 255;
+                payload_v16 esc_sum = { 0 }, ctl_sum = { 0 };
+
+                for (size_t end = i + 16 * blocks; i < end; i += 16) {
+                        payload_v16 x, ctl;
+
+                        memcpy(&x, s + i, sizeof(x));
+                        esc_sum += payload_json_escapes16(x, &ctl) & 1;
+                        ctl_sum += ctl & 1;
+                }
+                for (unsigned k = 0; k < 16; k++)
+                        n += (size_t)esc_sum[k] + 4 * (size_t)ctl_sum[k];
+        }
+        for (; i < len; i++)
+                n += payload_json_plain(s[i]) || s[i] >= 0x80 ? 0 : payload_json_escape(s[i], NULL, 0) - 1;
+        return n;
+}
+
+/* The JSON coding of s[0..len), known to be valid UTF-8: the bytes as
+ * they are, sixteen at a time, but for the ASCII escapes. */
+static size_t payload_json_valid(const unsigned char *s, size_t len, char *out)
+{
+        size_t o = 0, i = 0;
+
+        if (!out)
+                return payload_json_valid_len(s, len);
+        while (len - i >= 16) {
+                payload_v16 x, esc, ctl;
+                uint64_t e[2];
+                unsigned k;
+
+                memcpy(&x, s + i, sizeof(x));
+                esc = payload_json_escapes16(x, &ctl);
+                memcpy(e, &esc, sizeof(e));
+                if ((e[0] | e[1]) == 0) {
+                        memcpy(out + o, s + i, 16);
+                        o += 16;
+                        i += 16;
+                        continue;
+                }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                k = e[0] ? (unsigned)__builtin_ctzll(e[0]) / 8 : 8 + (unsigned)__builtin_ctzll(e[1]) / 8;
+#else
+                for (k = 0; esc[k] == 0; k++)
+                        ;
+#endif
+                memcpy(out + o, s + i, k);
+                o += k;
+                o += payload_json_escape(s[i + k], out, o);
+                i += k + 1;
+        }
+        for (; i < len; i++) {
+                if (payload_json_plain(s[i]) || s[i] >= 0x80)
+                        out[o++] = (char)s[i];
+                else
+                        o += payload_json_escape(s[i], out, o);
+        }
+        return o;
+}
+
+/* Bytes checked as one piece by the fast path below. */
+#define PAYLOAD_JSON_BLOCK 4096
+
+/* From i, whole blocks of valid UTF-8 (ending on a whole sequence) go out
+ * through payload_json_valid; returns where it stopped: the end, a block
+ * that is not valid UTF-8, or a cut sequence at the end of the piece. */
+static size_t payload_json_fast(const unsigned char *s, size_t i, size_t len, bool end, char *out,
+                                size_t *o)
+{
+        while (i < len) {
+                size_t n = len - i < PAYLOAD_JSON_BLOCK ? len - i : PAYLOAD_JSON_BLOCK;
+                size_t whole = end && i + n == len ? n : utf8_cut(s + i, n);
+
+                if (whole == 0 || !utf8_valid((const char *)s + i, whole))
+                        break;
+                *o += payload_json_valid(s + i, whole, out ? out + *o : NULL);
+                i += whole;
+        }
+        return i;
+}
+
 size_t payload_json_encode(struct payload_utf8 *st, const void *in, size_t len, bool end, char *out)
 {
         const unsigned char *s = in;
-        size_t o = 0, i = 0;
+        size_t o = 0, i = 0, retry = 0;
 
         while (i < len) {
-                unsigned char c = s[i];
+                unsigned char c;
 
+                /* Valid UTF-8 (most mail) a block at a time; where a block
+                 * is not, byte by byte until the next one. */
+                if (st->need == 0 && i >= retry) {
+                        size_t j = payload_json_fast(s, i, len, end, out, &o);
+
+                        retry = j + PAYLOAD_JSON_BLOCK;
+                        i = j;
+                        if (i == len)
+                                break;
+                }
+                c = s[i];
                 if (st->need > 0) {
                         if (c < st->lo || c > st->hi) {
                                 /* The sequence so far is invalid; c starts afresh. */
-                                o += payload_json_put(out, o, PAYLOAD_REPLACEMENT, 3);
+                                o += payload_json_replace(st, out, o);
                                 st->need = st->npend = 0;
                                 continue;
                         }
@@ -564,14 +683,14 @@ size_t payload_json_encode(struct payload_utf8 *st, const void *in, size_t len, 
                 else if (c >= 0xf0 && c <= 0xf4)
                         st->need = 3, st->lo = c == 0xf0 ? 0x90 : 0x80, st->hi = c == 0xf4 ? 0x8f : 0xbf;
                 else {
-                        o += payload_json_put(out, o, PAYLOAD_REPLACEMENT, 3);
+                        o += payload_json_replace(st, out, o);
                         continue;
                 }
                 st->pend[0] = c;
                 st->npend = 1;
         }
         if (end && st->need > 0) {
-                o += payload_json_put(out, o, PAYLOAD_REPLACEMENT, 3);
+                o += payload_json_replace(st, out, o);
                 st->need = st->npend = 0;
         }
         return o;
@@ -654,6 +773,21 @@ ssize_t payload_read(struct payload *p, char *out, size_t len)
                         p->buf_len = (size_t)r;
                         p->buf_pos = 0;
                         p->body_pos += (uint64_t)r;
+                }
+                if (p->coding == PAYLOAD_JSON && p->body_utf8) {
+                        /* Measured as valid UTF-8: only the ASCII escapes,
+                         * and a piece may cut a sequence (6 per byte). */
+                        room = (len - o) / 6;
+                        n = p->buf_len - p->buf_pos < room ? p->buf_len - p->buf_pos : room;
+                        if (n > 0) {
+                                o += payload_json_valid(p->buf + p->buf_pos, n, out + o);
+                        } else {
+                                n = 1;
+                                p->carry_len = payload_json_valid(p->buf + p->buf_pos, 1, p->carry);
+                                p->carry_pos = 0;
+                        }
+                        p->buf_pos += n;
+                        continue;
                 }
                 if (p->coding == PAYLOAD_JSON) {
                         bool last;

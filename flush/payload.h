@@ -15,7 +15,7 @@
 #include "sign.h"
 #include "spool.h"
 
-#define PAYLOAD_CHUNK 16384               /* raw body bytes read per pread */
+#define PAYLOAD_CHUNK 65536               /* raw body bytes read per pread */
 #define PAYLOAD_TYPE_MAX 128              /* the Content-Type header's value */
 
 /* How the message travels between head and tail. */
@@ -30,6 +30,7 @@ struct payload_utf8 {
         unsigned char pend[4];            /* its bytes so far */
         unsigned char npend, need;        /* how many, and how many more it needs */
         unsigned char lo, hi;             /* the range of its next byte */
+        unsigned char replaced;           /* 1 once an invalid sequence became U+FFFD */
 };
 
 struct payload {
@@ -45,6 +46,7 @@ struct payload {
         uint64_t body_len;                /* raw message bytes */
         uint64_t body_encoded_len;        /* the same, in the coding */
         bool sparse;                      /* FORM: under one byte in three escaped */
+        bool body_utf8;                   /* JSON: the message measured as valid UTF-8 */
 
         /* stream position */
         size_t head_pos, tail_pos;

@@ -44,8 +44,27 @@ static inline int utf8_sequence(const unsigned char *p, size_t n)
         return need;
 }
 
+/* Where a sequence cut by the end of s[0..len) starts (its lead is in the
+ * last three bytes and it needs more than are left), or len: the place to
+ * split a buffer so that a reader of pieces sees whole sequences. */
+static inline size_t utf8_cut(const unsigned char *s, size_t len)
+{
+        for (size_t k = 1; k <= 3 && k <= len; k++) {
+                unsigned char c = s[len - k];
+                size_t need;
+
+                if ((c & 0xc0) == 0x80)
+                        continue;       /* a continuation byte: look further back */
+                need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+                return need > k ? len - k : len;
+        }
+        return len;
+}
+
 /* True when s[0..len) is well-formed UTF-8 (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF). NUL bytes count as valid here. */
+ * surrogates, nothing above U+10FFFF). NUL bytes count as valid here.
+ * Sixteen bytes at a time: it is on the path of every multipart and JSON
+ * delivery (flush/format_multipart.c, flush/payload.c). */
 bool utf8_valid(const char *s, size_t len);
 
 /* Returns a malloc'd NUL-terminated copy of s with each invalid sequence

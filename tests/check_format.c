@@ -135,6 +135,141 @@ START_TEST(test_json_vectors)
 }
 END_TEST
 
+/* Byte-by-byte reference for the JSON coding: each byte or sequence on
+ * its own, through lib/utf8.h's rule. */
+static size_t ref_json(const unsigned char *s, size_t len, char *out)
+{
+        size_t o = 0;
+
+        for (size_t i = 0; i < len;) {
+                unsigned char c = s[i];
+                int k = utf8_sequence(s + i, len - i);
+
+                if (k < 0) {
+                        memcpy(out + o, "\xef\xbf\xbd", 3);
+                        o += 3;
+                        i += (size_t)-k;
+                } else if (c == '"' || c == '\\') {
+                        out[o++] = '\\';
+                        out[o++] = (char)c;
+                        i++;
+                } else if (c == '\n' || c == '\r' || c == '\t') {
+                        out[o++] = '\\';
+                        out[o++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+                        i++;
+                } else if (c < 0x20) {
+                        o += (size_t)sprintf(out + o, "\\u%04x", c);
+                        i++;
+                } else {
+                        memcpy(out + o, s + i, (size_t)k);
+                        o += (size_t)k;
+                        i += (size_t)k;
+                }
+        }
+        return o;
+}
+
+/* The JSON coding's block-at-a-time path for valid UTF-8 against the
+ * reference: texts valid throughout, and with a few broken bytes (so
+ * blocks fall back to the byte-by-byte path and come back), whole, only
+ * counted, and in pieces of random sizes that cut sequences. */
+START_TEST(test_json_blocks_match_reference)
+{
+        static const char *const pieces[] = {
+                "abc", "Caf\xc3\xa9 ", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\r\n", "\"", "\\", "\t", "\x01",
+                "\x7f", "0123456789012345", "\xed\x9f\xbf",
+                /* broken: */ "\xe9", "\xff", "\xe2\x82", "\xc0\xaf", "\xed\xa0\x80",
+        };
+        enum { LEN = 20000, GOOD = 12, PIECES = sizeof(pieces) / sizeof(pieces[0]) };
+        unsigned char *in = malloc(LEN + 16);
+        char *want = malloc(6 * LEN + 64), *got = malloc(6 * LEN + 64);
+        unsigned seed = 5;
+
+        ck_assert(in && want && got);
+        for (unsigned round = 0; round < 12; round++) {
+                /* Rounds 0-3 valid throughout; then 1 broken piece in 2000..20. */
+                unsigned every = round < 4 ? 0 : round < 8 ? 2000 : 20;
+                struct payload_utf8 st = { 0 };
+                size_t len = 0, wlen, glen = 0;
+
+                while (len < LEN) {
+                        unsigned k = every && rand_r(&seed) % every == 0 ? GOOD + (unsigned)rand_r(&seed) % (PIECES - GOOD)
+                                                                       : (unsigned)rand_r(&seed) % GOOD;
+
+                        memcpy(in + len, pieces[k], strlen(pieces[k]));
+                        len += strlen(pieces[k]);
+                }
+                if (round % 2)
+                        in[len - 1] = 0xe2;     /* a sequence cut by the end */
+                wlen = ref_json(in, len, want);
+                ck_assert_uint_eq(payload_json_encode(&st, in, len, true, NULL), wlen);
+                memset(&st, 0, sizeof(st));
+                glen = payload_json_encode(&st, in, len, true, got);
+                ck_assert_msg(glen == wlen && memcmp(got, want, wlen) == 0, "round %u whole", round);
+                memset(&st, 0, sizeof(st));
+                glen = 0;
+                for (size_t i = 0; i < len;) {
+                        size_t n = 1 + (size_t)rand_r(&seed) % (round % 3 == 0 ? 9000 : 40);
+
+                        if (n > len - i)
+                                n = len - i;
+                        glen += payload_json_encode(&st, in + i, n, i + n == len, got + glen);
+                        i += n;
+                }
+                ck_assert_msg(glen == wlen && memcmp(got, want, wlen) == 0, "round %u in pieces", round);
+        }
+        free(in);
+        free(want);
+        free(got);
+}
+END_TEST
+
+/* postmark with a valid UTF-8 message: measured as such, it is sent
+ * with the ASCII escapes only, in reads that cut sequences anywhere (see
+ * read_all); the RawEmail bytes equal the byte-by-byte reference. */
+START_TEST(test_postmark_valid_utf8)
+{
+        enum { LEN = 2 * PAYLOAD_CHUNK + 333 };
+        static const char *const pieces[] = { "ab ", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\r\n",
+                                              "\"", "\\", "\x01", "\t", "0123456789abcdef" };
+        unsigned char *msg = malloc(LEN + 16);
+        char *want = malloc(6 * LEN + 16), *body, *raw;
+        struct payload *p = malloc(sizeof(*p));
+        unsigned seed = 9;
+        struct fixture x;
+        size_t len = 14, wlen, blen;
+        int fd;
+
+        ck_assert(msg && want && p);
+        memcpy(msg, "Subject: v\r\n\r\n", 14);
+        while (len < LEN) {
+                const char *s = pieces[rand_r(&seed) % 10];
+
+                memcpy(msg + len, s, strlen(s));
+                len += strlen(s);
+        }
+        fd = item_with(msg, len);
+        fixture_init(&x, fd);
+        ck_assert_int_eq(format_build(p, WEBHOOK_FORMAT_POSTMARK, &x.f, &x.sig, fd, 3), 0);
+        ck_assert(p->body_utf8);
+        body = read_all(p, &blen);
+        raw = strstr(body, "\"RawEmail\":\"");
+        ck_assert_ptr_nonnull(raw);
+        raw += strlen("\"RawEmail\":\"");
+        wlen = ref_json(msg, len, want);
+        ck_assert_uint_eq((size_t)(body + blen - raw), wlen + 2);
+        ck_assert(memcmp(raw, want, wlen) == 0);
+        ck_assert(memcmp(raw + wlen, "\"}", 2) == 0);
+        free(body);
+        payload_free(p);
+        fixture_free(&x);
+        free(p);
+        free(want);
+        free(msg);
+        close(fd);
+}
+END_TEST
+
 /* postmark over random bytes spanning several chunks: valid JSON whose
  * RawEmail is what lib/utf8.c's sanitizer makes of the message (it maps
  * NUL to U+FFFD too; JSON keeps NUL as \u0000). */
@@ -160,6 +295,7 @@ START_TEST(test_postmark_random)
         fixture_init(&x, fd);
         ck_assert_int_eq(format_build(p, WEBHOOK_FORMAT_POSTMARK, &x.f, &x.sig, fd, 3), 0);
         ck_assert_str_eq(p->content_type, "application/json");
+        ck_assert(!p->body_utf8);       /* invalid bytes: checked on every send */
         body = read_all(p, &len);
         j = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
         ck_assert_msg(j != NULL, "JSON: %s", jerr.text);
@@ -339,7 +475,7 @@ static int fake_random(void *buf, size_t len)
 START_TEST(test_boundary_collision)
 {
         char known[FORMAT_BOUNDARY_LEN + 1], got[FORMAT_BOUNDARY_LEN + 1];
-        size_t size = 2 * 16384 + 500;
+        size_t size = 2 * FORMAT_SCAN_CHUNK + 500;
         char *msg = malloc(size);
         const char *none[] = { "" };
         struct fixture x;
@@ -361,8 +497,8 @@ START_TEST(test_boundary_collision)
         /* known is the colliding candidate; hide it across the first chunk edge. */
         memset(msg, 'a', size);
         memcpy(msg, "Subject: x\r\n\r\n", 14);
-        memcpy(msg + 16384 - 10, "--", 2);
-        memcpy(msg + 16384 - 8, known, FORMAT_BOUNDARY_LEN);
+        memcpy(msg + FORMAT_SCAN_CHUNK - 10, "--", 2);
+        memcpy(msg + FORMAT_SCAN_CHUNK - 8, known, FORMAT_BOUNDARY_LEN);
         fd = item_with(msg, size);
 
         fake_calls = 0;
@@ -407,7 +543,7 @@ END_TEST
  * edge is still valid; one bad byte anywhere makes it iso-8859-1. */
 START_TEST(test_multipart_charset)
 {
-        size_t size = 3 * 16384;
+        size_t size = 3 * FORMAT_SCAN_CHUNK;
         char *msg = malloc(size), boundary[FORMAT_BOUNDARY_LEN + 1];
         const char *none[] = { "" };
         bool utf8;
@@ -415,7 +551,7 @@ START_TEST(test_multipart_charset)
 
         ck_assert_ptr_nonnull(msg);
         for (size_t i = 0; i + 3 <= size; i += 3)
-                memcpy(msg + i, "\xe2\x82\xac", 3);    /* 16384 is not a multiple of 3 */
+                memcpy(msg + i, "\xe2\x82\xac", 3);    /* the chunk is not a multiple of 3 */
         fd = item_with(msg, size);
         ck_assert_int_eq(format_boundary_pick(boundary, none, 1, fd, 3, fake_random, &utf8), 0);
         ck_assert(utf8);
@@ -435,6 +571,8 @@ static Suite *format_suite(void)
         TCase *tc = tcase_create("core");
 
         tcase_add_test(tc, test_json_vectors);
+        tcase_add_test(tc, test_json_blocks_match_reference);
+        tcase_add_test(tc, test_postmark_valid_utf8);
         tcase_add_test(tc, test_postmark_random);
         tcase_add_test(tc, test_postmark_fields);
         tcase_add_test(tc, test_raw_formats);

@@ -86,6 +86,86 @@ START_TEST(utf8_invalid_sequences)
 }
 END_TEST
 
+/* Byte-by-byte reference for utf8_valid: decode each sequence and check
+ * its code point (not overlong, no surrogate, at most U+10FFFF). */
+static bool ref_utf8_valid(const unsigned char *s, size_t len)
+{
+        for (size_t i = 0; i < len;) {
+                unsigned char b = s[i];
+                size_t n = b < 0x80 ? 1 : (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3 :
+                           (b & 0xf8) == 0xf0 ? 4 : 0;
+                static const uint32_t least[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+                uint32_t cp;
+
+                if (n == 0 || i + n > len)
+                        return false;
+                cp = n == 1 ? b : (uint32_t)(b & (0x7f >> n));
+                for (size_t k = 1; k < n; k++) {
+                        if ((s[i + k] & 0xc0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (s[i + k] & 0x3f);
+                }
+                if (cp < least[n] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+                        return false;
+                i += n;
+        }
+        return true;
+}
+
+/* The sixteen-bytes-at-a-time check against the reference: random mixes
+ * of valid and broken sequences, every prefix length, every alignment,
+ * and one bad byte put at every place of a long valid text (each lane of
+ * a block, each block edge, the overlapping last block). */
+START_TEST(utf8_valid_blocks_match_reference)
+{
+        static const char *const pieces[] = {
+                "a", "Z", " ", "\r\n", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+                "\xed\x9f\xbf", "\xe0\xa0\x80", "\xee\x80\x80", "\xc2\x80", "\x00",
+                /* broken: */ "\x80", "\xbf", "\xc0\xaf", "\xc1\xbf", "\xe0\x9f\xbf", "\xed\xa0\x80",
+                "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80", "\xff", "\xe2\x82", "\xf0\x9f\x98", "\xc3",
+        };
+        enum { GOOD = 13, PIECES = sizeof(pieces) / sizeof(pieces[0]) };
+        static const unsigned char bad[] = { 0x80, 0xbf, 0xc0, 0xc3, 0xe0, 0xed, 0xf0, 0xf4, 0xf5, 0xff };
+        unsigned char buf[512 + 3], text[1200];
+        unsigned seed = 11;
+        size_t tlen = 0;
+
+        for (unsigned round = 0; round < 600; round++) {
+                size_t len = 0, want = (size_t)rand_r(&seed) % 300;
+                unsigned align = round % 4;
+
+                while (len < want) {
+                        /* Mostly valid; now and then a broken piece. */
+                        unsigned k = (unsigned)rand_r(&seed) % (rand_r(&seed) % 40 ? GOOD : PIECES);
+                        size_t n = k == 12 ? 1 : strlen(pieces[k]);
+
+                        memcpy(buf + align + len, pieces[k], n);
+                        len += n;
+                }
+                for (size_t cut = 0; cut <= len; cut++)
+                        ck_assert_msg(utf8_valid((const char *)buf + align, cut) ==
+                                      ref_utf8_valid(buf + align, cut), "round %u, %zu bytes", round, cut);
+        }
+        while (tlen < sizeof(text) - 4) {
+                unsigned k = (unsigned)rand_r(&seed) % (GOOD - 1);   /* no NUL: strlen */
+
+                memcpy(text + tlen, pieces[k], strlen(pieces[k]));
+                tlen += strlen(pieces[k]);
+        }
+        ck_assert(utf8_valid((const char *)text, tlen));
+        for (size_t at = 0; at < tlen; at++) {
+                for (size_t b = 0; b < sizeof(bad); b++) {
+                        unsigned char was = text[at];
+
+                        text[at] = bad[b];
+                        ck_assert_msg(utf8_valid((const char *)text, tlen) == ref_utf8_valid(text, tlen),
+                                      "0x%02x at %zu", bad[b], at);
+                        text[at] = was;
+                }
+        }
+}
+END_TEST
+
 START_TEST(utf8_sanitize_maximal_subparts)
 {
         /* Unicode 15 table 3-8. */
@@ -632,6 +712,7 @@ static Suite *header_suite(void)
         tc = tcase_create("utf8");
         tcase_add_test(tc, utf8_valid_sequences);
         tcase_add_test(tc, utf8_invalid_sequences);
+        tcase_add_test(tc, utf8_valid_blocks_match_reference);
         tcase_add_test(tc, utf8_sanitize_maximal_subparts);
         tcase_add_test(tc, utf8_sanitize_exact_bytes);
         suite_add_tcase(s, tc);
