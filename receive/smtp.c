@@ -228,16 +228,27 @@ static const struct smtp_reply *smtp_check_rcpt(const struct smtp_session *s, co
         return NULL;
 }
 
-static const struct smtp_reply *smtp_check_data(const struct smtp_session *s, const char *args, struct smtp_path *path)
+/* DATA and BDAT need HELO, MAIL and at least one RCPT first. */
+static const struct smtp_reply *smtp_check_message_order(const struct smtp_session *s)
 {
-        if (*args)
-                return &reply_no_args;
         if (s->state == STATE_CONNECTED)
                 return &reply_need_helo;
         if (s->state == STATE_HELO)
                 return &reply_need_mail;
         if (s->state != STATE_RCPT)
                 return &reply_need_rcpt;
+        return NULL;
+}
+
+static const struct smtp_reply *smtp_check_data(const struct smtp_session *s, const char *args, struct smtp_path *path)
+{
+        const struct smtp_reply *order;
+
+        if (*args)
+                return &reply_no_args;
+        order = smtp_check_message_order(s);
+        if (order)
+                return order;
         /* RFC 3030 2: DATA and BDAT do not mix in one transaction. */
         if (s->bdat_open)
                 return &reply_data_after_bdat;
@@ -253,13 +264,7 @@ static const struct smtp_reply *smtp_check_bdat(const struct smtp_session *s, co
 
         if (smtp_parse_bdat(args, &size, &last) < 0)
                 return &reply_bdat_syntax;
-        if (s->state == STATE_CONNECTED)
-                return &reply_need_helo;
-        if (s->state == STATE_HELO)
-                return &reply_need_mail;
-        if (s->state != STATE_RCPT)
-                return &reply_need_rcpt;
-        return NULL;
+        return smtp_check_message_order(s);
 }
 
 static const struct smtp_reply *smtp_check_no_args(const struct smtp_session *s, const char *args, struct smtp_path *path)
