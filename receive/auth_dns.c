@@ -1,5 +1,7 @@
-/* The stub resolver of hw-auth.so; see auth_dns.h. Queries carry a random
- * id from a new socket each (a random source port), and an answer counts
+/* The DNS client of hw-auth.so (a stub resolver in RFC 1034's sense: it
+ * asks a recursive server, never recurses itself); see auth_dns.h. Queries
+ * carry a random id from a new socket each (a random source port), and an
+ * answer counts
  * only from the server asked, with that id and the same question. */
 #include "auth_dns.h"
 

@@ -1,4 +1,4 @@
-/* hw-auth.so's stub resolver: every DNS query of SPF, DKIM and DMARC for
+/* hw-auth.so's DNS client: every DNS query of SPF, DKIM and DMARC for
  * one message goes through here, so one deadline bounds them all (the
  * libraries' own resolvers have per-query timeouts in whole seconds and
  * retries of their own). It asks the recursive resolvers named by the

@@ -97,7 +97,7 @@ struct hw_decision_module {
 };
 
 /* hw-auth.so: SPF, DKIM and DMARC (libspf2, libopendkim, libopendmarc),
- * all DNS through one stub resolver bounded by AUTH_DNS_TIMEOUT_MS.
+ * all DNS through one DNS client bounded by AUTH_DNS_TIMEOUT_MS.
  * check() reads the resolver configuration and the public suffix list. */
 #define HW_AUTH_MODULE_FILE "hw-auth.so"
 #define HW_AUTH_MODULE_SYMBOL "hw_auth_module"
