@@ -1,8 +1,8 @@
 /* The DNS client of hw-auth.so (a stub resolver in RFC 1034's sense: it
  * asks a recursive server, never recurses itself); see auth_dns.h. Queries
  * carry a random id from a new socket each (a random source port), and an
- * answer counts
- * only from the server asked, with that id and the same question. */
+ * answer counts only from the server asked, with that id and the same
+ * question. */
 #include "auth_dns.h"
 
 #include <arpa/inet.h>
